@@ -1,0 +1,531 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postoffice/postoffice/store"
+	"github.com/postoffice/postoffice/testsuite"
+)
+
+// The store contract: every test here runs against both index backends.
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+const lfMsg = "From: Alice <alice@example.org>\nTo: bob@example.org\nSubject: hello\nDate: Mon, 02 Jan 2006 15:04:05 +0000\nMessage-ID: <1@example.org>\n\nline one\nline two\n"
+
+func uidsOf(list []store.MessageInfo) []store.UID {
+	out := make([]store.UID, len(list))
+	for i, m := range list {
+		out[i] = m.UID
+	}
+	return out
+}
+
+func mustList(t *testing.T, st *store.Store, id store.MailboxID) []store.MessageInfo {
+	t.Helper()
+	ctx := ctxT(t)
+	if err := st.Sync(ctx, id); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	l, _, err := st.List(ctx, id)
+	if err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	return l
+}
+
+func inbox(t *testing.T, st *store.Store, u *store.User) *store.Mailbox {
+	t.Helper()
+	m, err := st.Mailbox(ctxT(t), u.ID, "inbox")
+	if err != nil {
+		t.Fatalf("inbox: %v", err)
+	}
+	return m
+}
+
+func TestUsers_contract(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice@example.org", "pw")
+		if _, err := st.CreateUser(ctx, store.User{Name: "alice@example.org", PasswordHash: "x"}); !errors.Is(err, store.ErrUserExists) {
+			t.Fatalf("duplicate user: got %v, want ErrUserExists", err)
+		}
+		for _, bad := range []string{"", "../etc", "a/b", ".hidden", "a b", "x\x00y"} {
+			if _, err := st.CreateUser(ctx, store.User{Name: bad, PasswordHash: "x"}); err == nil {
+				t.Errorf("CreateUser(%q) succeeded", bad)
+			}
+		}
+		if _, err := st.User(ctx, "nobody"); !errors.Is(err, store.ErrNoUser) {
+			t.Fatalf("unknown user: %v", err)
+		}
+		if err := st.SetDisabled(ctx, u.Name, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, dis, err := st.PasswordHash(ctx, u.Name); err != nil || !dis {
+			t.Fatalf("disabled: %v %v", dis, err)
+		}
+		if err := st.SetQuota(ctx, u.Name, 1000, 5); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.SetPassword(ctx, "nobody", "x"); !errors.Is(err, store.ErrNoUser) {
+			t.Fatalf("set password of unknown: %v", err)
+		}
+		if err := st.RecordLogin(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := st.User(ctx, u.Name)
+		if err != nil || got.QuotaBytes != 1000 || got.QuotaMessages != 5 || got.LastLoginAt.IsZero() {
+			t.Fatalf("user after updates: %+v %v", got, err)
+		}
+		if !strings.HasSuffix(st.MaildirPath(got), filepath.Join("alice@example.org", "Maildir")) {
+			t.Fatalf("maildir path %s", st.MaildirPath(got))
+		}
+		users, err := st.Users(ctx)
+		if err != nil || len(users) != 1 {
+			t.Fatalf("users: %v %v", users, err)
+		}
+		if err := st.DeleteUser(ctx, u.Name, true); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(st.MaildirPath(got)); !os.IsNotExist(err) {
+			t.Fatalf("maildir not purged: %v", err)
+		}
+	})
+}
+
+func TestMailboxes_contract(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		if _, err := st.CreateMailbox(ctx, u.ID, "Archive.2024", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.CreateMailbox(ctx, u.ID, "Entwürfe", `\Drafts`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(root, ".Entw&APw-rfe", "maildirfolder")); err != nil {
+			t.Fatalf("mUTF-7 folder on disk: %v", err)
+		}
+		if _, err := st.CreateMailbox(ctx, u.ID, "Archive", ""); !errors.Is(err, store.ErrMailboxExists) {
+			t.Fatalf("parent should have been created: %v", err)
+		}
+		for _, bad := range []string{"../x", "a/b", "a..b", ".a", "a.", "", "x\x00"} {
+			if _, err := st.CreateMailbox(ctx, u.ID, bad, ""); !errors.Is(err, store.ErrBadMailboxName) {
+				t.Errorf("CreateMailbox(%q): %v", bad, err)
+			}
+		}
+		names := func() []string {
+			l, err := st.Mailboxes(ctx, u.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n []string
+			for _, m := range l {
+				n = append(n, m.Name)
+			}
+			return n
+		}
+		if got := names(); !slices.Equal(got, []string{"INBOX", "Archive", "Archive.2024", "Entwürfe"}) {
+			t.Fatalf("mailboxes: %v", got)
+		}
+		// A folder made by another tool is adopted.
+		if err := os.MkdirAll(filepath.Join(root, ".Other", "cur"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.MkdirAll(filepath.Join(root, ".Other", "new"), 0o700)
+		os.MkdirAll(filepath.Join(root, ".Other", "tmp"), 0o700)
+		if got := names(); !slices.Contains(got, "Other") {
+			t.Fatalf("outside folder not adopted: %v", got)
+		}
+		if err := st.DeleteMailbox(ctx, u.ID, "Archive"); !errors.Is(err, store.ErrMailboxHasChild) {
+			t.Fatalf("delete parent: %v", err)
+		}
+		if err := st.DeleteMailbox(ctx, u.ID, "INBOX"); !errors.Is(err, store.ErrCannot) {
+			t.Fatalf("delete INBOX: %v", err)
+		}
+		a, _ := st.Mailbox(ctx, u.ID, "Archive.2024")
+		if _, err := st.Append(ctx, a.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.RenameMailbox(ctx, u.ID, "Archive", "Old.Stuff"); err != nil {
+			t.Fatal(err)
+		}
+		if got := names(); !slices.Equal(got, []string{"INBOX", "Entwürfe", "Old", "Old.Stuff", "Old.Stuff.2024", "Other"}) {
+			t.Fatalf("after rename: %v", got)
+		}
+		b, err := st.Mailbox(ctx, u.ID, "Old.Stuff.2024")
+		if err != nil || b.ID != a.ID || b.UIDValidity != a.UIDValidity {
+			t.Fatalf("renamed child keeps identity: %+v %v", b, err)
+		}
+		if l := mustList(t, st, b.ID); len(l) != 1 {
+			t.Fatalf("renamed child messages: %v", l)
+		}
+		// Renaming INBOX moves its messages.
+		in := inbox(t, st, u)
+		st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{})
+		if err := st.RenameMailbox(ctx, u.ID, "INBOX", "Saved"); err != nil {
+			t.Fatal(err)
+		}
+		sv, _ := st.Mailbox(ctx, u.ID, "Saved")
+		if len(mustList(t, st, in.ID)) != 0 || len(mustList(t, st, sv.ID)) != 1 {
+			t.Fatal("INBOX rename did not move messages")
+		}
+		if err := st.DeleteMailbox(ctx, u.ID, "Saved"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Mailbox(ctx, u.ID, "Saved"); !errors.Is(err, store.ErrNoMailbox) {
+			t.Fatalf("deleted mailbox: %v", err)
+		}
+		// Re-creating gives a new UIDVALIDITY.
+		nb, err := st.CreateMailbox(ctx, u.ID, "Saved", "")
+		if err != nil || nb.UIDValidity <= sv.UIDValidity {
+			t.Fatalf("recreated uidvalidity %d after %d: %v", nb.UIDValidity, sv.UIDValidity, err)
+		}
+		if err := st.SetSubscribed(ctx, u.ID, "Saved", true); err != nil {
+			t.Fatal(err)
+		}
+		if m, _ := st.Mailbox(ctx, u.ID, "Saved"); !m.Subscribed {
+			t.Fatal("not subscribed")
+		}
+	})
+}
+
+func TestMessages_appendFetchCRLF(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		in := inbox(t, st, u)
+		date := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+		res, err := st.Append(ctx, in.ID, strings.NewReader(lfMsg), store.FlagSeen|store.FlagFlagged, []string{"$Label1"}, date)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.UID != 1 || res.UIDValidity != in.UIDValidity {
+			t.Fatalf("append result %+v", res)
+		}
+		crlf := strings.ReplaceAll(lfMsg, "\n", "\r\n")
+		l := mustList(t, st, in.ID)
+		if len(l) != 1 || l[0].Size != int64(len(crlf)) || l[0].Flags != store.FlagSeen|store.FlagFlagged || !slices.Equal(l[0].Keywords, []string{"$Label1"}) {
+			t.Fatalf("list %+v", l)
+		}
+		ms, err := st.Messages(ctx, in.ID, []store.UID{1, 99}, store.WithHeader|store.WithBodyStructure)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("messages %v %v", ms, err)
+		}
+		if !ms[0].InternalDate.Equal(date) {
+			t.Errorf("internal date %v", ms[0].InternalDate)
+		}
+		if !strings.HasPrefix(crlf, string(ms[0].Header)) || !bytes.HasSuffix(ms[0].Header, []byte("\r\n\r\n")) {
+			t.Errorf("header %q", ms[0].Header)
+		}
+		if bs := ms[0].BodyStructure; bs == nil || bs.Type != "text" || bs.Lines != 2 || bs.Size != int64(len("line one\r\nline two\r\n")) {
+			t.Errorf("bodystructure %+v", ms[0].BodyStructure)
+		}
+		rc, size, err := st.OpenMessage(ctx, in.ID, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(body) != crlf || size != int64(len(crlf)) {
+			t.Fatalf("open: size %d body %q", size, body)
+		}
+		// The file is Maildir-named with S= and W= and flags.
+		ents, _ := os.ReadDir(filepath.Join(testsuite.Maildir(t, st, "alice"), "cur"))
+		if len(ents) != 1 || !strings.Contains(ents[0].Name(), ",W="+itoa(len(crlf))) || !strings.HasSuffix(ents[0].Name(), ":2,FSa") {
+			t.Fatalf("file name %v", ents)
+		}
+		if _, _, err := st.OpenMessage(ctx, in.ID, 42); !errors.Is(err, store.ErrNoMessage) {
+			t.Fatalf("open missing: %v", err)
+		}
+	})
+}
+
+func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(n)) }
+
+func fmtInt(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}
+
+func TestSync_outsideChanges(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		in := inbox(t, st, u)
+		p1 := testsuite.Deliver(t, root, []byte(lfMsg))
+		p2 := testsuite.DeliverCur(t, root, []byte(lfMsg), "2,S")
+		l := mustList(t, st, in.ID)
+		if len(l) != 2 || l[0].UID != 1 || l[1].UID != 2 {
+			t.Fatalf("after delivery %+v", l)
+		}
+		var seen int
+		for _, m := range l {
+			if m.Flags == store.FlagSeen {
+				seen++
+			}
+		}
+		if seen != 1 {
+			t.Fatalf("flags from cur/ name: %+v", l)
+		}
+		if _, err := os.Stat(p1); !os.IsNotExist(err) {
+			t.Fatal("new/ file not moved to cur/")
+		}
+		// Another tool marks the first one flagged and removes the second.
+		cur := filepath.Join(root, "cur")
+		k1 := filepath.Base(p1)
+		if err := os.Rename(filepath.Join(cur, k1+":2,"), filepath.Join(cur, k1+":2,F")); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(p2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // let the directory mtime move on coarse clocks
+		l = mustList(t, st, in.ID)
+		if len(l) != 1 || l[0].UID != 1 || l[0].Flags != store.FlagFlagged {
+			t.Fatalf("after outside rename/remove %+v", l)
+		}
+		// UIDs are never reused.
+		testsuite.Deliver(t, root, []byte(lfMsg))
+		l = mustList(t, st, in.ID)
+		if len(l) != 2 || l[1].UID != 3 {
+			t.Fatalf("uid reuse: %+v", l)
+		}
+		// Dot files and tmp/ are ignored.
+		os.WriteFile(filepath.Join(root, "new", ".hidden"), []byte("x"), 0o600)
+		os.WriteFile(filepath.Join(root, "tmp", "partial"), []byte("From: x"), 0o600)
+		if l = mustList(t, st, in.ID); len(l) != 2 {
+			t.Fatalf("ignored files indexed: %+v", l)
+		}
+		u2, _ := st.User(ctx, "alice")
+		if u2.UsedMessages != 2 {
+			t.Fatalf("usage %d", u2.UsedMessages)
+		}
+	})
+}
+
+func TestFlags_expunge_copy_move(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		in := inbox(t, st, u)
+		for i := 0; i < 3; i++ {
+			if _, err := st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch, err := st.SetFlags(ctx, in.ID, []store.UID{1, 2}, store.FlagsAdd, store.FlagDeleted|store.FlagSeen, []string{"work"})
+		if err != nil || len(ch) != 2 || ch[0].Flags != store.FlagDeleted|store.FlagSeen {
+			t.Fatalf("set flags %+v %v", ch, err)
+		}
+		if ch, _ := st.SetFlags(ctx, in.ID, []store.UID{1}, store.FlagsAdd, store.FlagSeen, nil); len(ch) != 0 {
+			t.Fatalf("no-op change reported: %+v", ch)
+		}
+		ents, _ := os.ReadDir(filepath.Join(root, "cur"))
+		var withT int
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ":2,STa") {
+				withT++
+			}
+		}
+		if withT != 2 {
+			t.Fatalf("flags not mirrored into names: %v", ents)
+		}
+		arch, _ := st.CreateMailbox(ctx, u.ID, "Archive", "")
+		cr, err := st.Copy(ctx, in.ID, []store.UID{1, 3}, arch.ID)
+		if err != nil || len(cr.Pairs) != 2 || cr.Pairs[0] != (store.UIDPair{Src: 1, Dst: 1}) || cr.UIDValidity != arch.UIDValidity {
+			t.Fatalf("copy %+v %v", cr, err)
+		}
+		gone, err := st.Expunge(ctx, in.ID, nil, true)
+		if err != nil || !slices.Equal(gone, []store.UID{1, 2}) {
+			t.Fatalf("expunge %v %v", gone, err)
+		}
+		if l := mustList(t, st, in.ID); !slices.Equal(uidsOf(l), []store.UID{3}) {
+			t.Fatalf("after expunge %v", uidsOf(l))
+		}
+		al := mustList(t, st, arch.ID)
+		if len(al) != 2 || al[0].Flags != store.FlagDeleted|store.FlagSeen || !slices.Equal(al[0].Keywords, []string{"work"}) {
+			t.Fatalf("copied flags %+v", al)
+		}
+		mr, err := st.Move(ctx, in.ID, []store.UID{3}, arch.ID)
+		if err != nil || len(mr.Pairs) != 1 || mr.Pairs[0].Dst != 3 {
+			t.Fatalf("move %+v %v", mr, err)
+		}
+		if l := mustList(t, st, in.ID); len(l) != 0 {
+			t.Fatalf("moved message still in source %v", l)
+		}
+		if l := mustList(t, st, arch.ID); len(l) != 3 {
+			t.Fatalf("moved message not in dest %v", l)
+		}
+		ents, _ = os.ReadDir(filepath.Join(root, "cur"))
+		if len(ents) != 0 {
+			t.Fatalf("files left in INBOX: %v", ents)
+		}
+		uu, _ := st.User(ctx, "alice")
+		if uu.UsedMessages != 3 {
+			t.Fatalf("usage %d", uu.UsedMessages)
+		}
+	})
+}
+
+func TestQuota(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		st.SetQuota(ctx, "alice", 0, 2)
+		in := inbox(t, st, u)
+		for i := 0; i < 2; i++ {
+			if _, err := st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); !errors.Is(err, store.ErrOverQuota) {
+			t.Fatalf("third append: %v", err)
+		}
+		arch, _ := st.CreateMailbox(ctx, u.ID, "Archive", "")
+		if _, err := st.Copy(ctx, in.ID, []store.UID{1}, arch.ID); !errors.Is(err, store.ErrOverQuota) {
+			t.Fatalf("copy over quota: %v", err)
+		}
+		if _, err := st.Move(ctx, in.ID, []store.UID{1}, arch.ID); err != nil {
+			t.Fatalf("move within quota: %v", err)
+		}
+		st.SetQuota(ctx, "alice", int64(len(lfMsg)*3), 0)
+		if _, err := st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); !errors.Is(err, store.ErrOverQuota) {
+			t.Fatalf("byte quota: %v", err)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(testsuite.Maildir(t, st, "alice"), "cur")); len(ents) != 1 {
+			t.Fatalf("refused append left a file: %v", ents)
+		}
+	})
+}
+
+func TestWatch_seesChanges(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		o := store.Options{PollInterval: 200 * time.Millisecond}
+		if backend == testsuite.Postgres {
+			o.DatabaseURL = testsuite.NewDatabaseURL(t)
+		}
+		st := testsuite.NewStoreAt(t, o)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		in := inbox(t, st, u)
+		w, err := st.Watch(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		start := w.ModSeq()
+		wait := func(pred func([]store.Change) bool) []store.Change {
+			t.Helper()
+			deadline := time.After(5 * time.Second)
+			for {
+				ch := w.Changed()
+				c, _, ok := w.ChangesSince(start)
+				if !ok {
+					t.Fatal("log lost")
+				}
+				if pred(c) {
+					return c
+				}
+				select {
+				case <-ch:
+				case <-deadline:
+					t.Fatalf("timed out; changes %+v", c)
+				}
+			}
+		}
+		st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{})
+		wait(func(c []store.Change) bool { return len(c) == 1 && c[0].UID == 1 })
+		// An outside delivery is found by inotify or the periodic check.
+		testsuite.Deliver(t, testsuite.Maildir(t, st, "alice"), []byte(lfMsg))
+		wait(func(c []store.Change) bool { return len(c) == 2 })
+		st.Expunge(ctx, in.ID, []store.UID{1}, false)
+		wait(func(c []store.Change) bool { return len(c) == 2 && c[0].UID == 2 && c[1].UID == 1 && c[1].Expunged })
+	})
+}
+
+func TestLockMaildrop(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		o := store.Options{}
+		if backend == testsuite.Postgres {
+			o.DatabaseURL = testsuite.NewDatabaseURL(t)
+		}
+		st := testsuite.NewStoreAt(t, o)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		unlock, err := st.LockMaildrop(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.LockMaildrop(ctx, u.ID); !errors.Is(err, store.ErrMailboxBusy) {
+			t.Fatalf("second lock: %v", err)
+		}
+		if backend == testsuite.Postgres {
+			// Another host on the same database.
+			o2 := o
+			o2.DataDir = testsuite.Options(t, st).DataDir
+			st2 := testsuite.NewStoreAt(t, o2)
+			if _, err := st2.LockMaildrop(ctx, u.ID); !errors.Is(err, store.ErrMailboxBusy) {
+				t.Fatalf("lock on other host: %v", err)
+			}
+			unlock()
+			un2, err := st2.LockMaildrop(ctx, u.ID)
+			if err != nil {
+				t.Fatalf("lock after release: %v", err)
+			}
+			// The host dies: its locks go with its connection.
+			st2.Close()
+			_ = un2
+			// PostgreSQL frees them when the backend exits, just after
+			// the connection closes.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				un, err := st.LockMaildrop(ctx, u.ID)
+				if err == nil {
+					un()
+					break
+				}
+				if !errors.Is(err, store.ErrMailboxBusy) || time.Now().After(deadline) {
+					t.Fatalf("lock after other host died: %v", err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return
+		}
+		unlock()
+		un, err := st.LockMaildrop(ctx, u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		un()
+	})
+}

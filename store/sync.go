@@ -1,0 +1,508 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Sync brings the index of a mailbox in line with its Maildir: files that
+// appeared in new/ or cur/ get UIDs, renamed files update flags, vanished
+// files are expunged. When neither directory's mtime moved since the last
+// sync on this host (or, after a restart, since the mtimes recorded in the
+// index), it costs two stat() calls.
+func (s *Store) Sync(ctx context.Context, id MailboxID) error {
+	b, err := s.box(ctx, id)
+	if err != nil {
+		return err
+	}
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	return s.syncLocked(ctx, b)
+}
+
+// mtimeSettle is how old a directory mtime must be before we trust that no
+// later change can carry the same mtime (coarse timestamps, NFS).
+const mtimeSettle = time.Second
+
+func dirMtime(p string) (int64, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0, err
+	}
+	return st.ModTime().UnixNano(), nil
+}
+
+func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
+	mtNew, err := dirMtime(filepath.Join(b.dir, "new"))
+	if err != nil {
+		return s.missingDir(b, err)
+	}
+	mtCur, err := dirMtime(filepath.Join(b.dir, "cur"))
+	if err != nil {
+		return s.missingDir(b, err)
+	}
+	if b.mtNew != 0 && mtNew == b.mtNew && mtCur == b.mtCur {
+		return nil
+	}
+	moved := false
+	if mtNew != b.mtNew || b.mtNew == 0 {
+		if moved, err = s.moveNew(b); err != nil {
+			return err
+		}
+	}
+	if moved || mtCur != b.mtCur || b.mtCur == 0 {
+		if err := s.scanCur(ctx, b); err != nil {
+			return err
+		}
+	}
+	now := time.Now().UnixNano()
+	clean := func(mt int64) int64 {
+		if now-mt < int64(mtimeSettle) {
+			return 0
+		}
+		return mt
+	}
+	nNew, nCur := clean(mtNew), clean(mtCur)
+	if moved {
+		nNew = 0 // our own renames moved it; look again next time
+	}
+	if nNew != b.mtNew || nCur != b.mtCur {
+		b.mtNew, b.mtCur = nNew, nCur
+		if _, err := s.db.exec(ctx, `UPDATE mailboxes SET dir_mtime_new = $1, dir_mtime_cur = $2 WHERE id = $3`, nNew, nCur, b.id); err != nil {
+			return fmt.Errorf("store: record mtimes of mailbox %d: %w", b.id, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) missingDir(b *boxState, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		if b.dir == b.root {
+			return initMaildir(b.root)
+		}
+		return fmt.Errorf("%w: directory of mailbox %d is gone", ErrNoMailbox, b.id)
+	}
+	return fmt.Errorf("store: stat mailbox %d: %w", b.id, err)
+}
+
+// moveNew moves every complete file in new/ into cur/ with an info suffix,
+// as Dovecot does. A file another host moved first is skipped.
+func (s *Store) moveNew(b *boxState) (bool, error) {
+	ents, err := os.ReadDir(filepath.Join(b.dir, "new"))
+	if err != nil {
+		return false, fmt.Errorf("store: list new/ of mailbox %d: %w", b.id, err)
+	}
+	moved := false
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
+			continue
+		}
+		key, info, _ := splitName(name)
+		if key == "" {
+			continue
+		}
+		err := os.Rename(filepath.Join(b.dir, "new", name), filepath.Join(b.dir, "cur", key+":2,"+info))
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return moved, fmt.Errorf("store: move %s to cur/: %w", name, err)
+		}
+		moved = true
+	}
+	return moved, nil
+}
+
+type idxRow struct {
+	uid      UID
+	filename string
+	flags    Flags
+	keywords string
+	expunged bool
+}
+
+func listCur(dir string) (map[string]string, error) {
+	ents, err := os.ReadDir(filepath.Join(dir, "cur"))
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ents))
+	for _, e := range ents {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		key, _, _ := splitName(name)
+		if key == "" {
+			continue
+		}
+		out[key] = name
+	}
+	return out, nil
+}
+
+// scanCur compares cur/ with the index and applies the differences.
+func (s *Store) scanCur(ctx context.Context, b *boxState) error {
+	disk, err := listCur(b.dir)
+	if err != nil {
+		return fmt.Errorf("store: list cur/ of mailbox %d: %w", b.id, err)
+	}
+	idx := make(map[string]idxRow, len(disk))
+	rs, err := s.db.query(ctx, `SELECT uid, maildir_key, filename, flags, keywords, expunged FROM messages WHERE mailbox_id = $1`, b.id)
+	if err != nil {
+		return fmt.Errorf("store: load index of mailbox %d: %w", b.id, err)
+	}
+	for rs.Next() {
+		var r idxRow
+		var key string
+		var uid, fl, exp int64
+		if err := rs.Scan(&uid, &key, &r.filename, &fl, &r.keywords, &exp); err != nil {
+			rs.Close()
+			return err
+		}
+		r.uid, r.flags, r.expunged = UID(uid), Flags(fl), exp != 0
+		idx[key] = r
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	kw := s.keywordMap(b.dir)
+	var fresh []string
+	var changed []flagUpdate
+	for key, name := range disk {
+		r, ok := idx[key]
+		switch {
+		case !ok:
+			fresh = append(fresh, name)
+		case r.expunged:
+			// Expunged in the index, unlink was interrupted: finish it.
+			_ = os.Remove(filepath.Join(b.dir, "cur", name))
+		case r.filename != "cur/"+name:
+			_, info, _ := splitName(name)
+			f, k, _ := parseInfo(info, kw)
+			changed = append(changed, flagUpdate{uid: r.uid, filename: "cur/" + name, flags: f, keywords: k,
+				flagsChanged: f != r.flags || joinKeywords(k) != r.keywords && kw != nil})
+		}
+	}
+	var gone []UID
+	for key, r := range idx {
+		if _, ok := disk[key]; !ok && !r.expunged {
+			gone = append(gone, r.uid)
+		}
+	}
+	if len(gone) > 0 {
+		// A file renamed by another host while we listed can be missed by
+		// readdir; only expunge what a second listing also lacks.
+		again, err := listCur(b.dir)
+		if err != nil {
+			return fmt.Errorf("store: list cur/ of mailbox %d: %w", b.id, err)
+		}
+		keep := gone[:0]
+		for key, r := range idx {
+			if _, ok := disk[key]; ok || r.expunged {
+				continue
+			}
+			if name, ok := again[key]; ok {
+				_, info, _ := splitName(name)
+				f, k, _ := parseInfo(info, kw)
+				changed = append(changed, flagUpdate{uid: r.uid, filename: "cur/" + name, flags: f, keywords: k, flagsChanged: f != r.flags})
+				continue
+			}
+			keep = append(keep, r.uid)
+		}
+		gone = keep
+	}
+	if len(changed) > 0 {
+		if err := s.applyFlagUpdates(ctx, b, changed); err != nil {
+			return err
+		}
+	}
+	if len(gone) > 0 {
+		if _, err := s.expungeRows(ctx, b, gone, false, false); err != nil {
+			return err
+		}
+	}
+	if len(fresh) > 0 {
+		var pre map[string]UID
+		if len(idx) == 0 {
+			pre = s.dovecotUIDs(ctx, b)
+		}
+		if err := s.indexFiles(ctx, b, fresh, kw, pre); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dovecotUIDs returns the UIDs Dovecot gave the files of a mailbox that has
+// never been indexed, when its dovecot-uidlist matches our UIDVALIDITY.
+func (s *Store) dovecotUIDs(ctx context.Context, b *boxState) map[string]UID {
+	f, err := os.Open(filepath.Join(b.dir, "dovecot-uidlist"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	uv, _, uids, err := parseDovecotUIDList(f)
+	if err != nil {
+		s.log.Warn("ignoring unreadable dovecot-uidlist", "dir", b.dir, "err", err)
+		return nil
+	}
+	var ours, next int64
+	if err := s.db.queryRow(ctx, `SELECT uidvalidity, uid_next FROM mailboxes WHERE id = $1`, b.id).Scan(&ours, &next); err != nil {
+		return nil
+	}
+	if uint32(ours) != uv || next != 1 {
+		return nil
+	}
+	return uids
+}
+
+type flagUpdate struct {
+	uid          UID
+	filename     string
+	flags        Flags
+	keywords     []string
+	flagsChanged bool
+}
+
+func joinKeywords(k []string) string { return strings.Join(k, " ") }
+
+func splitKeywords(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, " ")
+}
+
+// applyFlagUpdates records files renamed outside our control: new file
+// names, and new flags with a MODSEQ when the flags differ.
+func (s *Store) applyFlagUpdates(ctx context.Context, b *boxState, ups []flagUpdate) error {
+	var modseq uint64
+	err := s.db.tx(ctx, func(q querier) error {
+		bumped := false
+		for _, u := range ups {
+			if !u.flagsChanged {
+				if _, err := q.exec(ctx, `UPDATE messages SET filename = $1 WHERE mailbox_id = $2 AND uid = $3`, u.filename, b.id, u.uid); err != nil {
+					return err
+				}
+				continue
+			}
+			if !bumped {
+				var err error
+				if modseq, err = bumpModSeq(ctx, q, b.id); err != nil {
+					return err
+				}
+				bumped = true
+			}
+			if _, err := q.exec(ctx, `UPDATE messages SET filename = $1, flags = $2, keywords = $3, modseq = $4 WHERE mailbox_id = $5 AND uid = $6`,
+				u.filename, int64(u.flags), joinKeywords(u.keywords), modseq, b.id, u.uid); err != nil {
+				return err
+			}
+		}
+		if bumped {
+			return s.db.notify(ctx, q, notice(b.id, modseq))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: update flags from disk in mailbox %d: %w", b.id, err)
+	}
+	if modseq != 0 {
+		s.kick(b.id, modseq)
+	}
+	return nil
+}
+
+func bumpModSeq(ctx context.Context, q querier, id MailboxID) (uint64, error) {
+	var m int64
+	err := q.queryRow(ctx, `UPDATE mailboxes SET highest_modseq = highest_modseq + 1 WHERE id = $1 RETURNING highest_modseq`, id).Scan(&m)
+	if errors.Is(err, errNoRows) {
+		return 0, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
+	}
+	return uint64(m), err
+}
+
+func notice(id MailboxID, modseq uint64) string { return fmt.Sprintf("%d:%d", id, modseq) }
+
+// newRow is a message about to be indexed.
+type newRow struct {
+	key, filename string
+	flags         Flags
+	keywords      []string
+	size          int64
+	date          time.Time
+	header, bs    []byte
+	uid           UID // preassigned (Dovecot import), else 0
+}
+
+const indexBatch = 256
+
+// indexFiles reads and indexes new files of cur/, in batches.
+func (s *Store) indexFiles(ctx context.Context, b *boxState, names []string, kw *[26]string, pre map[string]UID) error {
+	// Oldest first, so UIDs follow delivery order as far as names tell.
+	sortByName(names)
+	batch := make([]newRow, 0, indexBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := s.insertRows(ctx, b, batch, false)
+		batch = batch[:0]
+		return err
+	}
+	for _, name := range names {
+		r, err := readNewRow(filepath.Join(b.dir, "cur"), name, kw)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // renamed or removed meanwhile; the next sync sees it
+		}
+		if err != nil {
+			s.log.Warn("skip unreadable message file", "file", filepath.Join(b.dir, "cur", name), "err", err)
+			continue
+		}
+		r.uid = pre[r.key]
+		batch = append(batch, r)
+		if len(batch) == indexBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	return flush()
+}
+
+func readNewRow(dir, name string, kw *[26]string) (newRow, error) {
+	f, err := os.Open(filepath.Join(dir, name))
+	if err != nil {
+		return newRow{}, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return newRow{}, err
+	}
+	hdr, body, size, err := summarize(f)
+	if err != nil {
+		return newRow{}, err
+	}
+	bs, err := json.Marshal(body)
+	if err != nil {
+		return newRow{}, err
+	}
+	key, info, _ := splitName(name)
+	fl, kws, _ := parseInfo(info, kw)
+	return newRow{key: key, filename: "cur/" + name, flags: fl, keywords: kws, size: size,
+		date: st.ModTime(), header: hdr, bs: bs}, nil
+}
+
+// insertRows indexes rows in one transaction: it reserves UIDs for the rows
+// without one, bumps MODSEQ once, skips keys another indexer got to first,
+// and updates quota usage. With checkQuota it fails with ErrOverQuota
+// instead of exceeding the user's limits. It returns the UID each row ended
+// up with (existing UIDs for keys indexed by someone else).
+func (s *Store) insertRows(ctx context.Context, b *boxState, rows []newRow, checkQuota bool) ([]UID, error) {
+	uids := make([]UID, len(rows))
+	var modseq uint64
+	err := s.db.tx(ctx, func(q querier) error {
+		need, maxPre := 0, UID(0)
+		for _, r := range rows {
+			if r.uid == 0 {
+				need++
+			} else if r.uid > maxPre {
+				maxPre = r.uid
+			}
+		}
+		var next, ms int64
+		err := q.queryRow(ctx, `UPDATE mailboxes SET
+			uid_next = (CASE WHEN uid_next > $2 THEN uid_next ELSE $2 END) + $3,
+			highest_modseq = highest_modseq + 1
+			WHERE id = $1 RETURNING uid_next, highest_modseq`, b.id, int64(maxPre)+1, need).Scan(&next, &ms)
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("%w: id %d", ErrNoMailbox, b.id)
+		}
+		if err != nil {
+			return err
+		}
+		modseq = uint64(ms)
+		uid := UID(next) - UID(need)
+		var addBytes, addMsgs int64
+		for i, r := range rows {
+			u := r.uid
+			if u == 0 {
+				u = uid
+				uid++
+			}
+			n, err := q.exec(ctx, `INSERT INTO messages (mailbox_id, uid, maildir_key, filename, flags, keywords, size, internal_date, modseq, header, bodystructure)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
+				b.id, int64(u), r.key, r.filename, int64(r.flags), joinKeywords(r.keywords), r.size, nanos(r.date), modseq, r.header, r.bs)
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				var existing int64
+				if err := q.queryRow(ctx, `SELECT uid FROM messages WHERE mailbox_id = $1 AND maildir_key = $2`, b.id, r.key).Scan(&existing); err != nil {
+					return fmt.Errorf("uid %d for %s taken: %w", u, r.key, err)
+				}
+				uids[i] = UID(existing)
+				continue
+			}
+			uids[i] = u
+			addBytes += r.size
+			addMsgs++
+		}
+		if addMsgs > 0 {
+			qs := `UPDATE users SET used_bytes = used_bytes + $1, used_messages = used_messages + $2 WHERE id = $3`
+			if checkQuota {
+				qs += ` AND (quota_bytes = 0 OR used_bytes + $1 <= quota_bytes) AND (quota_messages = 0 OR used_messages + $2 <= quota_messages)`
+			}
+			n, err := q.exec(ctx, qs, addBytes, addMsgs, b.user)
+			if err != nil {
+				return err
+			}
+			if n == 0 && checkQuota {
+				return ErrOverQuota
+			}
+		}
+		return s.db.notify(ctx, q, notice(b.id, modseq))
+	})
+	if err != nil {
+		if errors.Is(err, ErrOverQuota) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: index messages of mailbox %d: %w", b.id, err)
+	}
+	s.kick(b.id, modseq)
+	return uids, nil
+}
+
+func sortByName(names []string) {
+	// Maildir keys start with the delivery time in seconds; sorting by the
+	// numeric prefix then by name keeps delivery order.
+	type k struct {
+		n    int64
+		name string
+	}
+	ks := make([]k, len(names))
+	for i, n := range names {
+		var v int64
+		for j := 0; j < len(n) && n[j] >= '0' && n[j] <= '9'; j++ {
+			v = v*10 + int64(n[j]-'0')
+		}
+		ks[i] = k{v, n}
+	}
+	sort.Slice(ks, func(i, j int) bool {
+		if ks[i].n != ks[j].n {
+			return ks[i].n < ks[j].n
+		}
+		return ks[i].name < ks[j].name
+	})
+	for i := range ks {
+		names[i] = ks[i].name
+	}
+}
