@@ -56,6 +56,9 @@ func validateName(name string) (string, error) {
 			return bad("replacement character in name")
 		}
 	}
+	if name[0] == '~' {
+		return bad("name begins with '~'") // as Dovecot: no home directory expansion
+	}
 	first, rest, hasRest := strings.Cut(name, string(Delimiter))
 	if strings.EqualFold(first, Inbox) {
 		first = Inbox

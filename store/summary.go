@@ -256,11 +256,14 @@ func (s *mimeScanner) parsePart(def partType, depth int, keepHeader bool) (hdr [
 			_, child, _ := s.parsePart(childDef, depth+1, false)
 			p.Children = append(p.Children, child)
 		}
-		if s.hit == mine { // close delimiter: the epilogue follows
+		s.bounds = s.bounds[:mine]
+		if s.hit == mine {
+			// Close delimiter: the epilogue follows, up to an outer
+			// boundary. The own boundary no longer counts (a nested
+			// multipart may reuse an outer boundary, as Dovecot allows).
 			s.hit = -1
 			s.skipBody()
 		}
-		s.bounds = s.bounds[:mine]
 		p.Size, lines = s.bodyEnd(start, lfs)
 	case isMsg && identityEncoding(p.Encoding):
 		mh, m, mlines := s.parsePart(defaultPartType, depth+1, true)
@@ -496,9 +499,9 @@ func (l *hlex) cfws() {
 	}
 }
 
-// isTSpecial reports RFC 2045 tspecials, space and controls.
+// isTSpecial reports RFC 2045 tspecials, space, controls and non-ASCII.
 func isTSpecial(c byte) bool {
-	return c <= ' ' || c == 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0
+	return c <= ' ' || c >= 0x7f || strings.IndexByte(`()<>@,;:\"/[]?=`, c) >= 0
 }
 
 func (l *hlex) token() string {
