@@ -51,6 +51,7 @@ func dovecotVectors(t testing.TB) []vector {
 func TestCompare_dovecotVectors(t *testing.T) {
 	for _, v := range dovecotVectors(t) {
 		t.Run(v.scheme+"/"+v.password, func(t *testing.T) {
+			t.Parallel()
 			if testing.Short() && strings.Contains(v.hash, "m=65536") {
 				t.Skip("64 MiB argon2 in -short")
 			}

@@ -51,6 +51,7 @@ func variantOf(setting string) shaVariant {
 func TestSHACrypt_specVectors(t *testing.T) {
 	for _, v := range shaCryptSpecVectors {
 		t.Run(v.setting, func(t *testing.T) {
+			t.Parallel()
 			if testing.Short() && strings.Contains(v.setting, "rounds=123456") {
 				t.Skip("123456 rounds in -short")
 			}

@@ -39,7 +39,7 @@ type ThrottleOptions struct {
 	Lockout time.Duration
 	// MaxEntries bounds each of the two tables (user names, addresses).
 	// When one is full, expired entries are dropped, then arbitrary ones
-	// that are not locked out. Zero means 65536 (a few MB).
+	// that are not locked out. Zero means 65536 (under 10 MB for both).
 	MaxEntries int
 	// Now is the clock. Nil means time.Now.
 	Now func() time.Time
@@ -50,6 +50,9 @@ type ThrottleOptions struct {
 
 // throttle keeps failure counts. A success clears the user's count but not
 // the address's, so one valid account cannot launder an attacker's address.
+// Checking (admit) and counting (fail) are separate steps, so attempts
+// already past admit when a lockout starts still get their answer; the
+// Verifier's hashing semaphore bounds how many those can be.
 type throttle struct {
 	o     ThrottleOptions // defaults filled in
 	sleep func(ctx context.Context, d time.Duration) error

@@ -144,8 +144,9 @@ func guessSpecialUse(name string) string {
 	return ""
 }
 
-// readSubscriptions reads Dovecot's subscriptions file (one name per line,
-// after an optional "V\t2" header and blank line).
+// readSubscriptions reads Dovecot's subscriptions file: a "V\t2" header
+// and a blank line, then one name per line with levels in modified UTF-7
+// separated by TABs.
 func readSubscriptions(root string) map[string]bool {
 	f, err := os.Open(filepath.Join(root, "subscriptions"))
 	if err != nil {
@@ -159,7 +160,15 @@ func readSubscriptions(root string) map[string]bool {
 		if l == "" || strings.HasPrefix(l, "V\t") {
 			continue
 		}
-		subs[strings.ReplaceAll(l, "\t", string(Delimiter))] = true
+		levels := strings.Split(l, "\t")
+		for i, lv := range levels {
+			if d, err := decodeMUTF7(lv); err == nil {
+				levels[i] = d
+			}
+		}
+		if name, err := validateName(strings.Join(levels, string(Delimiter))); err == nil {
+			subs[name] = true
+		}
 	}
 	return subs
 }

@@ -66,8 +66,9 @@ const (
 	// maxMIMEDepth bounds the nesting of multiparts and messages; deeper
 	// containers are summarized as plain text leaves.
 	maxMIMEDepth = 100
-	// maxMIMEParts bounds the number of parts in one message; later
-	// containers are summarized as plain text leaves.
+	// maxMIMEParts bounds the number of parts in one message. Once it is
+	// reached, boundaries are no longer recognized: the rest of the message
+	// is the body of the last part.
 	maxMIMEParts = 10000
 	// maxPartHeader bounds the header bytes kept of a body part that is
 	// neither the message nor an embedded message (only Content-* fields are
@@ -93,6 +94,7 @@ type mimeScanner struct {
 	midLn  bool     // the last fragment did not end a line
 	bounds []string // "--" + boundary of each open multipart, outermost first
 	parts  int      // parts seen so far
+	full   bool     // parts reached maxMIMEParts: no more boundaries
 	err    error    // sticky read error, io.EOF at the end
 
 	// The boundary line that stopped the last read, consumed whole.
@@ -132,7 +134,7 @@ func (s *mimeScanner) next() ([]byte, fragKind) {
 		s.lfs++
 	}
 	s.midLn = !ended
-	if lineStart && len(s.bounds) > 0 && len(frag) >= 2 && frag[0] == '-' && frag[1] == '-' {
+	if lineStart && !s.full && len(s.bounds) > 0 && len(frag) >= 2 && frag[0] == '-' && frag[1] == '-' {
 		for i := len(s.bounds) - 1; i >= 0; i-- {
 			b := s.bounds[i]
 			if !bytes.HasPrefix(frag, []byte(b)) {
@@ -217,13 +219,14 @@ func (s *mimeScanner) bodyEnd(start, lfs int64) (size, lines int64) {
 // enclosing multipart (left in s.hit) or at the end.
 func (s *mimeScanner) parsePart(def partType, depth int, keepHeader bool) (hdr []byte, p *BodyPart, lines int64) {
 	s.parts++
+	s.full = s.parts >= maxMIMEParts
 	limit := -1
 	if !keepHeader {
 		limit = maxPartHeader
 	}
 	hdr, k := s.readHeader(limit)
 	p = partFromHeader(hdr, def)
-	container := depth < maxMIMEDepth && s.parts < maxMIMEParts
+	container := depth < maxMIMEDepth && !s.full
 	isMsg := p.Type == "message" && p.Subtype == "rfc822"
 	if (p.Type == "multipart" || isMsg) && !container {
 		degradeToText(p)

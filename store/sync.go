@@ -431,30 +431,59 @@ func (s *Store) insertRows(ctx context.Context, b *boxState, rows []newRow, chec
 		}
 		modseq = uint64(ms)
 		uid := UID(next) - UID(need)
-		var addBytes, addMsgs int64
+		assigned := make([]UID, len(rows))
 		for i, r := range rows {
-			u := r.uid
-			if u == 0 {
-				u = uid
+			if r.uid != 0 {
+				assigned[i] = r.uid
+			} else {
+				assigned[i] = uid
 				uid++
 			}
-			n, err := q.exec(ctx, `INSERT INTO messages (mailbox_id, uid, maildir_key, filename, flags, keywords, size, internal_date, modseq, header, bodystructure)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`,
-				b.id, int64(u), r.key, r.filename, int64(r.flags), joinKeywords(r.keywords), r.size, nanos(r.date), modseq, r.header, r.bs)
-			if err != nil {
+		}
+		// One multi-row INSERT; keys another indexer got to first come
+		// back missing from RETURNING and keep their existing UID.
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO messages (mailbox_id, uid, maildir_key, filename, flags, keywords, size, internal_date, modseq, header, bodystructure) VALUES `)
+		args := make([]any, 0, len(rows)*11)
+		for i, r := range rows {
+			if i > 0 {
+				sb.WriteByte(',')
+			}
+			n := len(args)
+			fmt.Fprintf(&sb, "($%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d,$%d)", n+1, n+2, n+3, n+4, n+5, n+6, n+7, n+8, n+9, n+10, n+11)
+			args = append(args, b.id, int64(assigned[i]), r.key, r.filename, int64(r.flags), joinKeywords(r.keywords), r.size, nanos(r.date), int64(modseq), r.header, r.bs)
+		}
+		sb.WriteString(` ON CONFLICT DO NOTHING RETURNING maildir_key`)
+		rs, err := q.query(ctx, sb.String(), args...)
+		if err != nil {
+			return err
+		}
+		inserted := make(map[string]bool, len(rows))
+		for rs.Next() {
+			var k string
+			if err := rs.Scan(&k); err != nil {
+				rs.Close()
 				return err
 			}
-			if n == 0 {
-				var existing int64
-				if err := q.queryRow(ctx, `SELECT uid FROM messages WHERE mailbox_id = $1 AND maildir_key = $2`, b.id, r.key).Scan(&existing); err != nil {
-					return fmt.Errorf("uid %d for %s taken: %w", u, r.key, err)
-				}
-				uids[i] = UID(existing)
+			inserted[k] = true
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return err
+		}
+		var addBytes, addMsgs int64
+		for i, r := range rows {
+			if inserted[r.key] {
+				uids[i] = assigned[i]
+				addBytes += r.size
+				addMsgs++
 				continue
 			}
-			uids[i] = u
-			addBytes += r.size
-			addMsgs++
+			var existing int64
+			if err := q.queryRow(ctx, `SELECT uid FROM messages WHERE mailbox_id = $1 AND maildir_key = $2`, b.id, r.key).Scan(&existing); err != nil {
+				return fmt.Errorf("uid %d for %s taken: %w", assigned[i], r.key, err)
+			}
+			uids[i] = UID(existing)
 		}
 		if addMsgs > 0 {
 			qs := `UPDATE users SET used_bytes = used_bytes + $1, used_messages = used_messages + $2 WHERE id = $3`
