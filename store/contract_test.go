@@ -529,3 +529,40 @@ func TestLockMaildrop(t *testing.T) {
 		un()
 	})
 }
+
+// TestSync_ownChangesThenOutside: after our own renames the index trusts
+// the new cur/ mtime, but a verifying scan still catches an outside rename
+// that happened in the same instant (same mtime).
+func TestSync_ownChangesThenOutside(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		in := inbox(t, st, u)
+		testsuite.DeliverCur(t, root, []byte(lfMsg), "2,")
+		testsuite.DeliverCur(t, root, []byte(lfMsg), "2,")
+		cur := filepath.Join(root, "cur")
+		old := time.Now().Add(-10 * time.Second)
+		os.Chtimes(cur, old, old)
+		os.Chtimes(filepath.Join(root, "new"), old, old)
+		mustList(t, st, in.ID) // indexes, records settled mtimes
+		if _, err := st.SetFlags(ctx, in.ID, []store.UID{1}, store.FlagsAdd, store.FlagSeen, nil); err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := os.Stat(cur)
+		mt := fi.ModTime()
+		ents, _ := os.ReadDir(cur)
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ":2,") {
+				os.Rename(filepath.Join(cur, e.Name()), filepath.Join(cur, e.Name()+"F"))
+			}
+		}
+		os.Chtimes(cur, mt, mt) // the outside change landed in the same tick
+		time.Sleep(2100 * time.Millisecond)
+		l := mustList(t, st, in.ID)
+		if len(l) != 2 || l[0].Flags != store.FlagSeen || l[1].Flags != store.FlagFlagged {
+			t.Fatalf("outside rename after own change not seen: %+v", l)
+		}
+	})
+}

@@ -25,6 +25,7 @@ type boxState struct {
 
 	syncMu       sync.Mutex // serialises Sync and file renames of this mailbox on this host
 	mtNew, mtCur int64      // guarded by syncMu; 0: unknown
+	recheckAt    time.Time  // guarded by syncMu; see beginOwn
 }
 
 const mailboxCols = `id, user_id, name, uidvalidity, uid_next, highest_modseq, subscribed, special_use`

@@ -190,6 +190,8 @@ func (s *Store) Append(ctx context.Context, id MailboxID, r io.Reader, flags Fla
 	kw := s.keywordMapFor(b.dir, keywords)
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
+	clean := s.beginOwn(b)
+	defer s.endOwn(b, clean)
 	key, name, _, _, err := s.writeMessage(b.dir, r, formatInfo(flags, keywords, "", kw), date)
 	if err != nil {
 		return nil, err
@@ -321,7 +323,9 @@ func (s *Store) SetFlags(ctx context.Context, id MailboxID, uids []UID, op FlagO
 	if modseq != 0 {
 		s.kick(id, modseq)
 	}
+	clean := s.beginOwn(b)
 	s.mirrorFlags(ctx, b, renames, kw)
+	s.endOwn(b, clean)
 	return changes, nil
 }
 
@@ -368,6 +372,8 @@ func (s *Store) Expunge(ctx context.Context, id MailboxID, uids []UID, onlyDelet
 	}
 	b.syncMu.Lock()
 	defer b.syncMu.Unlock()
+	clean := s.beginOwn(b)
+	defer s.endOwn(b, clean)
 	return s.expungeRows(ctx, b, uids, onlyDeleted, true)
 }
 
@@ -499,6 +505,8 @@ func (s *Store) transfer(ctx context.Context, src MailboxID, uids []UID, dst Mai
 	dkw := s.keywordMapFor(db.dir, normKeywords(allKw))
 	unlock := lockPair(sb, db)
 	defer unlock()
+	cleanS, cleanD := s.beginOwn(sb), s.beginOwn(db)
+	defer func() { s.endOwn(sb, cleanS); s.endOwn(db, cleanD) }()
 	type placed struct {
 		r        msgRow
 		key, fn  string

@@ -49,16 +49,18 @@ func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
 	if err != nil {
 		return s.missingDir(b, err)
 	}
-	if b.mtNew != 0 && mtNew == b.mtNew && mtCur == b.mtCur {
+	recheck := !b.recheckAt.IsZero() && !time.Now().Before(b.recheckAt)
+	if b.mtNew != 0 && mtNew == b.mtNew && mtCur == b.mtCur && !recheck {
 		return nil
 	}
+	b.recheckAt = time.Time{}
 	moved := false
 	if mtNew != b.mtNew || b.mtNew == 0 {
 		if moved, err = s.moveNew(b); err != nil {
 			return err
 		}
 	}
-	if moved || mtCur != b.mtCur || b.mtCur == 0 {
+	if moved || recheck || mtCur != b.mtCur || b.mtCur == 0 {
 		if err := s.scanCur(ctx, b); err != nil {
 			return err
 		}
@@ -81,6 +83,37 @@ func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
 		}
 	}
 	return nil
+}
+
+// recheckDelay is how long after our own changes to cur/ a full listing
+// verifies that no outside tool changed it at the same moment.
+const recheckDelay = 2 * time.Second
+
+// beginOwn is called, with syncMu held, before we change files in cur/
+// ourselves. It reports whether the index was in step with cur/.
+//
+// Our own renames move cur/'s mtime, and a full listing after each of them
+// would make every STORE on a big mailbox cost a directory scan. So when
+// the index was in step before our change, endOwn records the new mtime as
+// in step too, and schedules one verifying scan recheckDelay later, which
+// catches an outside change that happened in the same instant. A burst of
+// our own changes thus costs one scan, not one per change.
+func (s *Store) beginOwn(b *boxState) bool {
+	mt, err := dirMtime(filepath.Join(b.dir, "cur"))
+	return err == nil && b.mtCur != 0 && mt == b.mtCur
+}
+
+func (s *Store) endOwn(b *boxState, wasClean bool) {
+	if !wasClean {
+		return
+	}
+	mt, err := dirMtime(filepath.Join(b.dir, "cur"))
+	if err != nil {
+		b.mtCur = 0
+		return
+	}
+	b.mtCur = mt
+	b.recheckAt = time.Now().Add(recheckDelay)
 }
 
 func (s *Store) missingDir(b *boxState, err error) error {
