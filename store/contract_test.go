@@ -566,3 +566,49 @@ func TestSync_ownChangesThenOutside(t *testing.T) {
 		}
 	})
 }
+
+// TestMailboxEvents: created, renamed and deleted mailboxes reach
+// subscribers on this host and, over PostgreSQL, on another host.
+func TestMailboxEvents(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		o := store.Options{}
+		if backend == testsuite.Postgres {
+			o.DatabaseURL = testsuite.NewDatabaseURL(t)
+		}
+		st := testsuite.NewStoreAt(t, o)
+		stores := []*store.Store{st}
+		if backend == testsuite.Postgres {
+			o2 := o
+			o2.DataDir = testsuite.Options(t, st).DataDir
+			stores = append(stores, testsuite.NewStoreAt(t, o2))
+		}
+		ctx := ctxT(t)
+		var chans []chan store.MailboxEvent
+		for _, s := range stores {
+			ch := make(chan store.MailboxEvent, 16)
+			cancel := s.SubscribeMailboxes(func(e store.MailboxEvent) { ch <- e })
+			t.Cleanup(cancel)
+			chans = append(chans, ch)
+		}
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		m, err := st.CreateMailbox(ctx, u.ID, "Work", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.RenameMailbox(ctx, u.ID, "Work", "Jobs")
+		st.DeleteMailbox(ctx, u.ID, "Jobs")
+		want := []store.MailboxEvent{{store.MailboxCreated, u.ID, m.ID, "Work"}, {store.MailboxRenamed, u.ID, m.ID, "Jobs"}, {store.MailboxDeleted, u.ID, m.ID, "Jobs"}}
+		for i, ch := range chans {
+			for _, w := range want {
+				select {
+				case e := <-ch:
+					if e != w {
+						t.Fatalf("host %d: event %+v, want %+v", i, e, w)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatalf("host %d: no event, want %+v", i, w)
+				}
+			}
+		}
+	})
+}

@@ -367,8 +367,11 @@ func (s *Store) listen(pg *pgDB) {
 				}
 				break
 			}
-			id, ms, ok := parseNotice(n.Payload)
-			if ok {
+			if e, ok := s.events.fromNotice(n.Payload); ok {
+				s.events.publish(e)
+				continue
+			}
+			if id, ms, ok := parseNotice(n.Payload); ok {
 				s.kick(id, ms)
 			}
 		}
@@ -378,7 +381,7 @@ func (s *Store) listen(pg *pgDB) {
 
 func parseNotice(p string) (MailboxID, uint64, bool) {
 	a, b, ok := strings.Cut(p, ":")
-	if !ok || a == "u" {
+	if !ok || a == "m" {
 		return 0, 0, false
 	}
 	id, err1 := strconv.ParseInt(a, 10, 64)

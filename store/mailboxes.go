@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -356,24 +355,26 @@ func (s *Store) CreateMailbox(ctx context.Context, u UserID, name, specialUse st
 	if err := os.WriteFile(filepath.Join(dir, "maildirfolder"), nil, 0o600); err != nil {
 		return nil, fmt.Errorf("store: create maildirfolder: %w", err)
 	}
+	var newID int64
 	err = s.db.tx(ctx, func(q querier) error {
 		uv, err := s.nextUIDValidity(ctx, q, u)
 		if err != nil {
 			return err
 		}
-		n, err := q.exec(ctx, `INSERT INTO mailboxes (user_id, name, uidvalidity, subscribed, special_use)
-			VALUES ($1, $2, $3, 0, $4) ON CONFLICT (user_id, name) DO NOTHING`, u, name, uv, specialUse)
+		err = q.queryRow(ctx, `INSERT INTO mailboxes (user_id, name, uidvalidity, subscribed, special_use)
+			VALUES ($1, $2, $3, 0, $4) ON CONFLICT (user_id, name) DO NOTHING RETURNING id`, u, name, uv, specialUse).Scan(&newID)
+		if errors.Is(err, errNoRows) {
+			return fmt.Errorf("%w: %s", ErrMailboxExists, name)
+		}
 		if err != nil {
 			return err
 		}
-		if n == 0 {
-			return fmt.Errorf("%w: %s", ErrMailboxExists, name)
-		}
-		return s.db.notify(ctx, q, "u:"+strconv.FormatInt(int64(u), 10))
+		return s.db.notify(ctx, q, s.events.notice(MailboxEvent{MailboxCreated, u, MailboxID(newID), name}))
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.events.publish(MailboxEvent{MailboxCreated, u, MailboxID(newID), name})
 	return s.mailboxByName(ctx, u, name)
 }
 
@@ -426,13 +427,17 @@ func (s *Store) DeleteMailbox(ctx context.Context, u UserID, name string) error 
 		if err := recountUsageTx(ctx, q, u); err != nil {
 			return err
 		}
-		return s.db.notify(ctx, q, fmt.Sprintf("%d:%d", m.ID, m.HighestModSeq+1))
+		if err := s.db.notify(ctx, q, s.events.notice(MailboxEvent{MailboxDeleted, u, m.ID, m.Name})); err != nil {
+			return err
+		}
+		return s.db.notify(ctx, q, notice(m.ID, m.HighestModSeq+1))
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete mailbox %s: %w", m.Name, err)
 	}
 	s.forgetUser(u)
 	s.kick(m.ID, m.HighestModSeq+1)
+	s.events.publish(MailboxEvent{MailboxDeleted, u, m.ID, m.Name})
 	if err := os.RemoveAll(trash); err != nil {
 		s.log.Warn("remove deleted mailbox files", "dir", trash, "err", err)
 	}
@@ -527,12 +532,18 @@ func (s *Store) RenameMailbox(ctx context.Context, u UserID, from, to string) er
 			if _, err := q.exec(ctx, `UPDATE mailboxes SET name = $1 WHERE id = $2`, m.new, m.id); err != nil {
 				return err
 			}
+			if err := s.db.notify(ctx, q, s.events.notice(MailboxEvent{MailboxRenamed, u, m.id, m.new})); err != nil {
+				return err
+			}
 		}
-		return s.db.notify(ctx, q, "u:"+strconv.FormatInt(int64(u), 10))
+		return nil
 	})
 	s.forgetUser(u)
 	if err != nil {
 		return fmt.Errorf("store: rename %s: %w", src.Name, err)
+	}
+	for _, m := range moves {
+		s.events.publish(MailboxEvent{MailboxRenamed, u, m.id, m.new})
 	}
 	return nil
 }

@@ -46,6 +46,7 @@ type Store struct {
 	watches map[MailboxID]*watchRec // guarded by mu
 	kwMu    sync.Mutex              // serialises dovecot-keywords updates
 
+	events  *eventHub
 	locks   *maildropLocks
 	ino     *inotifier
 	closing chan struct{}
@@ -77,6 +78,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		boxes:   make(map[MailboxID]*boxState),
 		watches: make(map[MailboxID]*watchRec),
 		closing: make(chan struct{}),
+		events:  newEventHub(),
 	}
 	s.hostname, _ = os.Hostname()
 	if s.hostname == "" {
