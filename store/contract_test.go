@@ -612,3 +612,21 @@ func TestMailboxEvents(t *testing.T) {
 		}
 	})
 }
+
+func TestSubscriptions_mirroredForDovecot(t *testing.T) {
+	st := testsuite.NewStore(t, testsuite.SQLite)
+	ctx := ctxT(t)
+	u := testsuite.MustUser(t, st, "alice", "pw")
+	st.CreateMailbox(ctx, u.ID, "Archive.2024", "")
+	st.CreateMailbox(ctx, u.ID, "Entwürfe", "")
+	st.SetSubscribed(ctx, u.ID, "INBOX", true)
+	st.SetSubscribed(ctx, u.ID, "Archive.2024", true)
+	st.SetSubscribed(ctx, u.ID, "Entwürfe", true)
+	b, err := os.ReadFile(filepath.Join(testsuite.Maildir(t, st, "alice"), "subscriptions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "V\t2\n\nArchive\t2024\nEntw&APw-rfe\nINBOX\n"; string(b) != want {
+		t.Fatalf("subscriptions file %q, want %q", b, want)
+	}
+}

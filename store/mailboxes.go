@@ -438,6 +438,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, u UserID, name string) error 
 	s.forgetUser(u)
 	s.kick(m.ID, m.HighestModSeq+1)
 	s.events.publish(MailboxEvent{MailboxDeleted, u, m.ID, m.Name})
+	s.writeSubscriptions(ctx, u)
 	if err := os.RemoveAll(trash); err != nil {
 		s.log.Warn("remove deleted mailbox files", "dir", trash, "err", err)
 	}
@@ -545,6 +546,7 @@ func (s *Store) RenameMailbox(ctx context.Context, u UserID, from, to string) er
 	for _, m := range moves {
 		s.events.publish(MailboxEvent{MailboxRenamed, u, m.id, m.new})
 	}
+	s.writeSubscriptions(ctx, u)
 	return nil
 }
 
@@ -557,7 +559,50 @@ func (s *Store) SetSubscribed(ctx context.Context, u UserID, name string, sub bo
 	if _, err := s.db.exec(ctx, `UPDATE mailboxes SET subscribed = $1 WHERE id = $2`, b2i(sub), m.ID); err != nil {
 		return fmt.Errorf("store: subscribe %s: %w", name, err)
 	}
+	s.writeSubscriptions(ctx, u)
 	return nil
+}
+
+// writeSubscriptions mirrors the user's subscriptions into Dovecot's
+// subscriptions file in the Maildir root, so Dovecot and other tools reading
+// the tree see the same subscribed folders. Failures are logged: the index
+// is the truth.
+func (s *Store) writeSubscriptions(ctx context.Context, u UserID) {
+	user, err := s.UserByID(ctx, u)
+	if err != nil {
+		return
+	}
+	rows, err := s.mailboxRows(ctx, u)
+	if err != nil {
+		s.log.Warn("write subscriptions", "user", u, "err", err)
+		return
+	}
+	var names []string
+	for _, m := range rows {
+		if !m.Subscribed {
+			continue
+		}
+		levels := strings.Split(m.Name, string(Delimiter))
+		for i, l := range levels {
+			levels[i] = encodeMUTF7(l)
+		}
+		names = append(names, strings.Join(levels, "\t"))
+	}
+	sort.Strings(names)
+	root := s.MaildirPath(user)
+	body := "V\t2\n\n" + strings.Join(names, "\n")
+	if len(names) > 0 {
+		body += "\n"
+	}
+	tmp := filepath.Join(root, "tmp", "subscriptions."+s.newKey())
+	if err := os.WriteFile(tmp, []byte(body), 0o600); err != nil {
+		s.log.Warn("write subscriptions", "user", u, "err", err)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(root, "subscriptions")); err != nil {
+		os.Remove(tmp)
+		s.log.Warn("write subscriptions", "user", u, "err", err)
+	}
 }
 
 // SetSpecialUse sets a mailbox's special-use attribute ("" clears it).
