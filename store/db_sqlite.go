@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	_ "modernc.org/sqlite" // the embedded index driver
 )
@@ -73,8 +74,34 @@ type sqlq interface {
 
 type sqliteQuerier struct{ q sqlq }
 
+// sqliteSQL rewrites $N placeholders to ?N. SQLite accepts both, but looks
+// up "$N" as a name, which is quadratic in the number of parameters of the
+// multi-row INSERTs. Short rewritten statements are cached.
+var sqliteSQLCache sync.Map // string -> string
+
+func sqliteSQL(q string) string {
+	if v, ok := sqliteSQLCache.Load(q); ok {
+		return v.(string)
+	}
+	b := []byte(q)
+	inStr := false
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\'':
+			inStr = !inStr
+		case !inStr && b[i] == '$' && i+1 < len(b) && b[i+1] >= '0' && b[i+1] <= '9':
+			b[i] = '?'
+		}
+	}
+	out := string(b)
+	if len(q) < 4096 { // the long multi-row INSERTs are cheap to rewrite each time
+		sqliteSQLCache.Store(q, out)
+	}
+	return out
+}
+
 func (s sqliteQuerier) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	res, err := s.q.ExecContext(ctx, q, args...)
+	res, err := s.q.ExecContext(ctx, sqliteSQL(q), args...)
 	if err != nil {
 		return 0, sqliteErr(err)
 	}
@@ -90,7 +117,7 @@ func (r sqliteRows) Err() error             { return sqliteErr(r.r.Err()) }
 func (r sqliteRows) Close()                 { r.r.Close() }
 
 func (s sqliteQuerier) query(ctx context.Context, q string, args ...any) (rows, error) {
-	r, err := s.q.QueryContext(ctx, q, args...)
+	r, err := s.q.QueryContext(ctx, sqliteSQL(q), args...)
 	if err != nil {
 		return nil, sqliteErr(err)
 	}
@@ -102,7 +129,7 @@ type sqliteRow struct{ r *sql.Row }
 func (r sqliteRow) Scan(dest ...any) error { return sqliteErr(r.r.Scan(dest...)) }
 
 func (s sqliteQuerier) queryRow(ctx context.Context, q string, args ...any) row {
-	return sqliteRow{s.q.QueryRowContext(ctx, q, args...)}
+	return sqliteRow{s.q.QueryRowContext(ctx, sqliteSQL(q), args...)}
 }
 
 func (d *sqliteDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
