@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Messages on disk may have bare LF line endings (most MTAs write them); IMAP
@@ -20,6 +21,17 @@ type crlfReader struct {
 	prevCR    bool   // the last byte written to the caller was '\r'
 	lfPending bool   // a '\n' of an expanded LF still has to be written
 	err       error  // sticky error from r
+}
+
+// crlfBufs recycles the readers' buffers; OpenMessage's Close returns them.
+var crlfBufs = sync.Pool{New: func() any { return new([crlfBufSize]byte) }}
+
+// release returns the buffer to the pool; the reader must not be used after.
+func (c *crlfReader) release() {
+	if c.buf != nil {
+		crlfBufs.Put((*[crlfBufSize]byte)(c.buf))
+		c.buf = nil
+	}
 }
 
 // newCRLFReader returns a reader of r with every bare LF replaced by CRLF.
@@ -52,7 +64,7 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 		want = 1
 	}
 	if c.buf == nil {
-		c.buf = make([]byte, crlfBufSize)
+		c.buf = crlfBufs.Get().(*[crlfBufSize]byte)[:]
 	}
 	want = min(want, len(c.buf))
 	m, err := c.r.Read(c.buf[:want])

@@ -16,7 +16,62 @@ import (
 // sqliteDB is the embedded index backend. One process owns the file; WAL
 // mode lets readers run beside the single writer.
 type sqliteDB struct {
-	db *sql.DB
+	db    *sql.DB
+	stmts sync.Map // rewritten SQL -> *sql.Stmt, for statements outside transactions
+}
+
+// stmtQ runs short statements outside transactions through prepared
+// statements, so the hot reads (OpenMessage, List, Messages) skip SQLite's
+// parser. Long statements go through unprepared.
+type stmtQ struct{ d *sqliteDB }
+
+func (s stmtQ) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if v, ok := s.d.stmts.Load(q); ok {
+		return v.(*sql.Stmt), nil
+	}
+	st, err := s.d.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if v, loaded := s.d.stmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (s stmtQ) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if len(q) >= 4096 {
+		return s.d.db.ExecContext(ctx, q, args...)
+	}
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+func (s stmtQ) QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if len(q) >= 4096 {
+		return s.d.db.QueryContext(ctx, q, args...)
+	}
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+func (s stmtQ) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	if len(q) >= 4096 {
+		return s.d.db.QueryRowContext(ctx, q, args...)
+	}
+	st, err := s.stmt(ctx, q)
+	if err != nil {
+		// Let database/sql report the error through Scan.
+		return s.d.db.QueryRowContext(ctx, q, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 func openSQLite(ctx context.Context, dir string) (*sqliteDB, error) {
@@ -43,7 +98,10 @@ func openSQLite(ctx context.Context, dir string) (*sqliteDB, error) {
 
 func (d *sqliteDB) name() string { return "sqlite" }
 
-func (d *sqliteDB) close() error { return d.db.Close() }
+func (d *sqliteDB) close() error {
+	d.stmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	return d.db.Close()
+}
 
 func (d *sqliteDB) ping(ctx context.Context) error {
 	if err := d.db.PingContext(ctx); err != nil {
@@ -133,15 +191,15 @@ func (s sqliteQuerier) queryRow(ctx context.Context, q string, args ...any) row 
 }
 
 func (d *sqliteDB) exec(ctx context.Context, q string, args ...any) (int64, error) {
-	return sqliteQuerier{d.db}.exec(ctx, q, args...)
+	return sqliteQuerier{stmtQ{d}}.exec(ctx, q, args...)
 }
 
 func (d *sqliteDB) query(ctx context.Context, q string, args ...any) (rows, error) {
-	return sqliteQuerier{d.db}.query(ctx, q, args...)
+	return sqliteQuerier{stmtQ{d}}.query(ctx, q, args...)
 }
 
 func (d *sqliteDB) queryRow(ctx context.Context, q string, args ...any) row {
-	return sqliteQuerier{d.db}.queryRow(ctx, q, args...)
+	return sqliteQuerier{stmtQ{d}}.queryRow(ctx, q, args...)
 }
 
 func (d *sqliteDB) tx(ctx context.Context, fn func(q querier) error) error {

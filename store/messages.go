@@ -153,10 +153,18 @@ func (s *Store) OpenMessage(ctx context.Context, id MailboxID, uid UID) (io.Read
 		}
 		return nil, 0, fmt.Errorf("store: open uid %d: %w", uid, err)
 	}
-	return struct {
-		io.Reader
-		io.Closer
-	}{newCRLFReader(f), f}, size, nil
+	return &messageReader{crlfReader: crlfReader{r: f}, f: f}, size, nil
+}
+
+// messageReader is an open message file read in CRLF form.
+type messageReader struct {
+	crlfReader
+	f *os.File
+}
+
+func (m *messageReader) Close() error {
+	m.release()
+	return m.f.Close()
 }
 
 // quotaRoom checks, before any file is written, that adding bytes and msgs
