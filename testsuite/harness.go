@@ -148,7 +148,7 @@ func NewDatabaseURL(t testing.TB) string {
 }
 
 // stores remembers the options every harness-opened store was opened with,
-// so Maildir and Options can answer for a *store.Store.
+// so Options can answer for a *store.Store.
 var stores sync.Map // *store.Store -> store.Options
 
 // NewStore opens a store for backend ("sqlite" or "postgres") on a fresh

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/postoffice/postoffice/auth"
+	"github.com/postoffice/postoffice/imapd"
+	"github.com/postoffice/postoffice/internal/config"
+	"github.com/postoffice/postoffice/pop3d"
+	"github.com/postoffice/postoffice/store"
+)
+
+// newLogger builds the process logger from log-level and log-format.
+func newLogger(c *config.Config, w io.Writer) *slog.Logger {
+	ho := &slog.HandlerOptions{Level: c.LogLevel}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// storeOptions turns the configuration into store.Options. The database
+// URL may carry a password from db-password-file or POSTOFFICE_DB_PASSWORD:
+// never log the result's DatabaseURL.
+func storeOptions(c *config.Config, lookupEnv func(string) (string, bool), log *slog.Logger) (store.Options, error) {
+	dbURL, err := c.DatabaseURLWithPassword(lookupEnv)
+	if err != nil {
+		return store.Options{}, err
+	}
+	return store.Options{
+		DataDir:         c.DataDir,
+		DatabaseURL:     dbURL,
+		MaildirTemplate: c.MaildirTemplate,
+		PollInterval:    c.PollInterval,
+		Logger:          log,
+	}, nil
+}
+
+// passwordStore is the part of *store.Store that auth needs.
+type passwordStore interface {
+	PasswordHash(ctx context.Context, name string) (string, bool, error)
+	SetPassword(ctx context.Context, name, hash string) error
+}
+
+// authOptions adapts the store to auth's Lookup and Rehash.
+func authOptions(c *config.Config, st passwordStore, log *slog.Logger) auth.Options {
+	return auth.Options{
+		Lookup: func(ctx context.Context, name string) (string, bool, bool, error) {
+			hash, disabled, err := st.PasswordHash(ctx, name)
+			if errors.Is(err, store.ErrNoUser) {
+				return "", false, false, nil
+			}
+			if err != nil {
+				return "", false, false, fmt.Errorf("look up password of %q: %w", name, err)
+			}
+			return hash, disabled, true, nil
+		},
+		Rehash: st.SetPassword,
+		Argon2: c.Argon2(),
+		Logger: log,
+	}
+}
+
+// connLimit maps the config's "0 means unlimited" to the servers' "negative
+// means unlimited, zero means default".
+func connLimit(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger) imapd.Options {
+	return imapd.Options{
+		Store:             st,
+		Auth:              v,
+		TLSConfig:         tc.TLSConfig(),
+		PlaintextAuthNets: c.PlaintextAuthNets,
+		SpecialFolders:    c.SpecialFolderMap(),
+		MaxConnsPerIP:     connLimit(c.MaxConnsPerIP),
+		MaxConnsPerUser:   connLimit(c.MaxConnsPerUser),
+		Logger:            log,
+	}
+}
+
+func pop3Options(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger) pop3d.Options {
+	return pop3d.Options{
+		Store:             st,
+		Auth:              v,
+		TLSConfig:         tc.TLSConfig(),
+		PlaintextAuthNets: c.PlaintextAuthNets,
+		Hostname:          c.Hostname,
+		NoFlagUpdates:     c.POP3NoFlagUpdates,
+		Logger:            log,
+	}
+}
