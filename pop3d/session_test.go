@@ -169,8 +169,7 @@ func (panicStore) List(context.Context, store.MailboxID) ([]store.MessageInfo, u
 }
 
 func TestPanic_recoveredCountedAndUnlocked(t *testing.T) {
-	var e *testEnv
-	e = newTestEnv(t, func(o *Options) { o.Store = panicStore{o.Store} })
+	e := newTestEnv(t, func(o *Options) { o.Store = panicStore{o.Store} })
 	e.wantPanics = 1
 	c := e.dial(t)
 	c.cmd("USER alice")

@@ -516,14 +516,12 @@ func (s *Store) transfer(ctx context.Context, src MailboxID, uids []UID, dst Mai
 	cleanS, cleanD := s.beginOwn(sb), s.beginOwn(db)
 	defer func() { s.endOwn(sb, cleanS); s.endOwn(db, cleanD) }()
 	type placed struct {
-		r        msgRow
-		key, fn  string
-		srcFound bool
+		r       msgRow
+		key, fn string
 	}
 	var done []placed
 	for _, r := range rows {
-		sub, base, _ := strings.Cut(r.fn, "/")
-		_ = sub
+		_, base, _ := strings.Cut(r.fn, "/")
 		_, oldInfo, _ := splitName(base)
 		_, _, extra := parseInfo(oldInfo, skw)
 		info := formatInfo(r.flags, r.keywords, extra, dkw)

@@ -177,5 +177,3 @@ func (s *Store) MaildirPath(u *User) string {
 	}
 	return filepath.Clean(p)
 }
-
-func (s *Store) logger() *slog.Logger { return s.log }
