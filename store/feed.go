@@ -371,7 +371,10 @@ func (s *Store) listen(pg *pgDB) {
 				s.events.publish(e)
 				continue
 			}
-			if id, ms, ok := parseNotice(n.Payload); ok {
+			if id, ms, at, ok := parseNotice(n.Payload); ok {
+				if s.opts.OnNotify != nil && at > 0 {
+					s.opts.OnNotify(time.Since(time.UnixMicro(at)))
+				}
 				s.kick(id, ms)
 			}
 		}
@@ -379,17 +382,20 @@ func (s *Store) listen(pg *pgDB) {
 	}
 }
 
-func parseNotice(p string) (MailboxID, uint64, bool) {
-	a, b, ok := strings.Cut(p, ":")
-	if !ok || a == "m" {
-		return 0, 0, false
+func parseNotice(p string) (id MailboxID, modseq uint64, atMicro int64, ok bool) {
+	f := strings.Split(p, ":")
+	if len(f) < 2 || f[0] == "m" {
+		return 0, 0, 0, false
 	}
-	id, err1 := strconv.ParseInt(a, 10, 64)
-	ms, err2 := strconv.ParseUint(b, 10, 64)
+	i, err1 := strconv.ParseInt(f[0], 10, 64)
+	ms, err2 := strconv.ParseUint(f[1], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	return MailboxID(id), ms, true
+	if len(f) > 2 {
+		atMicro, _ = strconv.ParseInt(f[2], 10, 64)
+	}
+	return MailboxID(i), ms, atMicro, true
 }
 
 // inotifier shares one inotify instance among the watched mailboxes of a

@@ -31,6 +31,13 @@ type Options struct {
 	PollInterval time.Duration
 	// Logger receives operational logs. Nil: discarded.
 	Logger *slog.Logger
+	// OnSync, if set, is called with the duration of every Sync that had
+	// to look at a directory listing (metrics).
+	OnSync func(time.Duration)
+	// OnNotify, if set, is called with the time from another host's
+	// commit to this host receiving its notice (metrics; includes clock
+	// skew between hosts).
+	OnNotify func(time.Duration)
 }
 
 // Store is the mail store: per-user Maildirs plus the index. It is safe for

@@ -54,6 +54,9 @@ func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
 		return nil
 	}
 	b.recheckAt = time.Time{}
+	if s.opts.OnSync != nil {
+		defer func(start time.Time) { s.opts.OnSync(time.Since(start)) }(time.Now())
+	}
 	moved := false
 	if mtNew != b.mtNew || b.mtNew == 0 {
 		if moved, err = s.moveNew(b); err != nil {
@@ -362,7 +365,11 @@ func bumpModSeq(ctx context.Context, q querier, id MailboxID) (uint64, error) {
 	return uint64(m), err
 }
 
-func notice(id MailboxID, modseq uint64) string { return fmt.Sprintf("%d:%d", id, modseq) }
+// notice is the change notice of a mailbox: "<id>:<modseq>:<commit time
+// in unix microseconds>".
+func notice(id MailboxID, modseq uint64) string {
+	return fmt.Sprintf("%d:%d:%d", id, modseq, time.Now().UnixMicro())
+}
 
 // newRow is a message about to be indexed.
 type newRow struct {

@@ -1,9 +1,14 @@
 package main
 
 import (
+	"net"
+	"strings"
+
 	"context"
 	"errors"
 	"fmt"
+	"github.com/postoffice/postoffice/internal/metrics"
+	"github.com/postoffice/postoffice/internal/proxyproto"
 	"io"
 	"log/slog"
 
@@ -26,7 +31,7 @@ func newLogger(c *config.Config, w io.Writer) *slog.Logger {
 // storeOptions turns the configuration into store.Options. The database
 // URL may carry a password from db-password-file or POSTOFFICE_DB_PASSWORD:
 // never log the result's DatabaseURL.
-func storeOptions(c *config.Config, lookupEnv func(string) (string, bool), log *slog.Logger) (store.Options, error) {
+func storeOptions(c *config.Config, lookupEnv func(string) (string, bool), log *slog.Logger, ms *metrics.Server) (store.Options, error) {
 	dbURL, err := c.DatabaseURLWithPassword(lookupEnv)
 	if err != nil {
 		return store.Options{}, err
@@ -37,7 +42,36 @@ func storeOptions(c *config.Config, lookupEnv func(string) (string, bool), log *
 		MaildirTemplate: c.MaildirTemplate,
 		PollInterval:    c.PollInterval,
 		Logger:          log,
+		OnSync:          ms.IndexSync.ObserveDuration,
+		OnNotify:        ms.NotificationLag.ObserveDuration,
 	}, nil
+}
+
+// checkProxy refuses a PROXY protocol switch without trusted networks: it
+// would make the listener close every connection.
+func checkProxy(c *config.Config) error {
+	if (c.ProxyIMAP || c.ProxyIMAPS || c.ProxyPOP3 || c.ProxyPOP3S) && len(c.ProxyProtocolNets) == 0 {
+		return errors.New("a proxy-* listener switch is on but proxy-protocol-nets is empty")
+	}
+	return nil
+}
+
+// wrapListener adds, from the socket up: the PROXY protocol (when switched
+// on for the listener), then connection and byte counting. TLS, where the
+// listener has it, goes on top of both.
+func wrapListener(c *config.Config, name string, ln net.Listener, ms *metrics.Server, log *slog.Logger) net.Listener {
+	if name == "http" {
+		return ln
+	}
+	proxy := map[string]bool{"imap": c.ProxyIMAP, "imaps": c.ProxyIMAPS, "pop3": c.ProxyPOP3, "pop3s": c.ProxyPOP3S}[name]
+	if proxy {
+		ln = &proxyproto.Listener{Listener: ln, Trusted: c.ProxyProtocolNets, Required: true, Logger: log.With("listener", name)}
+	}
+	proto := "imap"
+	if strings.HasPrefix(name, "pop3") {
+		proto = "pop3"
+	}
+	return ms.Proto(proto).Listener(ln)
 }
 
 // passwordStore is the part of *store.Store that auth needs.

@@ -17,6 +17,7 @@ import (
 	"github.com/postoffice/postoffice/auth"
 	"github.com/postoffice/postoffice/imapd"
 	"github.com/postoffice/postoffice/internal/config"
+	"github.com/postoffice/postoffice/internal/metrics"
 	"github.com/postoffice/postoffice/pop3d"
 	"github.com/postoffice/postoffice/store"
 )
@@ -79,7 +80,12 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 	log.Info("starting postofficed", "config", cfg.Source, "data", cfg.DataDir, "index", index, "maildir", cfg.MaildirTemplate)
 
-	so, err := storeOptions(cfg, d.lookupEnv, log)
+	if err := checkProxy(cfg); err != nil {
+		return err
+	}
+	reg := metrics.NewRegistry()
+	ms := metrics.NewServer(reg)
+	so, err := storeOptions(cfg, d.lookupEnv, log, ms)
 	if err != nil {
 		return err
 	}
@@ -107,6 +113,9 @@ func (d *daemon) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	for i := range lns {
+		lns[i].ln = wrapListener(cfg, lns[i].name, lns[i].ln, ms, log)
+	}
 	var (
 		imapSrv *imapd.Server
 		pop3Srv *pop3d.Server
@@ -126,6 +135,12 @@ func (d *daemon) run(ctx context.Context) error {
 		return err
 	}
 
+	ms.Panics.Func(imapSrv.Panics, "imap")
+	ms.Panics.Func(pop3Srv.Panics, "pop3")
+	ms.Logins.Func(func() uint64 { return verifier.Metrics().OK }, "all", string(metrics.LoginOK))
+	ms.Logins.Func(func() uint64 { return verifier.Metrics().Failed }, "all", string(metrics.LoginFailed))
+	ms.Logins.Func(func() uint64 { return verifier.Metrics().Throttled }, "all", string(metrics.LoginThrottled))
+
 	var wg sync.WaitGroup
 	errc := make(chan error, len(lns))
 	addrs := map[string]net.Addr{}
@@ -143,8 +158,11 @@ func (d *daemon) run(ctx context.Context) error {
 		case "pop3s":
 			serve = func() error { return pop3Srv.Serve(tls.NewListener(l.ln, cert.TLSConfig())) }
 		case "http":
+			mux := http.NewServeMux()
+			mux.Handle("/healthz", &health{ping: st.Ping, maildirRoot: maildirRoot(cfg.DataDir, cfg.MaildirTemplate), log: log.With("component", "http")})
+			mux.Handle("GET /metrics", reg)
 			httpSrv = &http.Server{
-				Handler:           &health{ping: st.Ping, maildirRoot: maildirRoot(cfg.DataDir, cfg.MaildirTemplate), log: log.With("component", "http")},
+				Handler:           mux,
 				ReadHeaderTimeout: 10 * time.Second,
 				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 			}

@@ -38,6 +38,11 @@ type Config struct {
 	MaxConnsPerIP      int             // max-conns-per-ip; 0: unlimited
 	MaxConnsPerUser    int             // max-conns-per-user; 0: unlimited
 	POP3NoFlagUpdates  bool            // pop3-no-flag-updates
+	ProxyProtocolNets  []netip.Prefix  // proxy-protocol-nets
+	ProxyIMAP          bool            // proxy-imap
+	ProxyIMAPS         bool            // proxy-imaps
+	ProxyPOP3          bool            // proxy-pop3
+	ProxyPOP3S         bool            // proxy-pop3s
 	Argon2Time         int             // argon2-time
 	Argon2MemoryKiB    int             // argon2-memory (KiB)
 	Argon2Threads      int             // argon2-threads
@@ -89,7 +94,7 @@ func Keys() []Key {
 			addr(func(c *Config) *string { return &c.POP3 })},
 		{"pop3s", "", "POP3 over implicit TLS listen address, e.g. :995; empty: off",
 			addr(func(c *Config) *string { return &c.POP3S })},
-		{"http", "", "HTTP listen address for /healthz; empty: off",
+		{"http", "", "HTTP listen address for /healthz and /metrics; empty: off",
 			addr(func(c *Config) *string { return &c.HTTP })},
 		{"tls-cert", "", "TLS certificate chain (PEM); empty: a self-signed one is generated into the data directory",
 			func(c *Config, v string) error { c.TLSCert = v; return nil }},
@@ -114,14 +119,21 @@ func Keys() []Key {
 		{"max-conns-per-user", "20", "concurrent logged-in sessions per user; 0: unlimited",
 			count(func(c *Config) *int { return &c.MaxConnsPerUser })},
 		{"pop3-no-flag-updates", "false", `true: POP3 RETR does not mark messages \Seen (Dovecot's pop3_no_flag_updates)`,
+			boolean(func(c *Config) *bool { return &c.POP3NoFlagUpdates })},
+		{"proxy-protocol-nets", "", "comma-separated networks (CIDR) of load balancers allowed to send a PROXY protocol header on listeners with proxy-* on",
 			func(c *Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return fmt.Errorf("want true or false, got %q", v)
-				}
-				c.POP3NoFlagUpdates = b
-				return nil
+				nets, err := parseNets(v)
+				c.ProxyProtocolNets = nets
+				return err
 			}},
+		{"proxy-imap", "false", "true: the imap listener expects a PROXY protocol (v1 or v2) header from proxy-protocol-nets",
+			boolean(func(c *Config) *bool { return &c.ProxyIMAP })},
+		{"proxy-imaps", "false", "true: the imaps listener expects a PROXY protocol header from proxy-protocol-nets",
+			boolean(func(c *Config) *bool { return &c.ProxyIMAPS })},
+		{"proxy-pop3", "false", "true: the pop3 listener expects a PROXY protocol header from proxy-protocol-nets",
+			boolean(func(c *Config) *bool { return &c.ProxyPOP3 })},
+		{"proxy-pop3s", "false", "true: the pop3s listener expects a PROXY protocol header from proxy-protocol-nets",
+			boolean(func(c *Config) *bool { return &c.ProxyPOP3S })},
 		{"argon2-time", "2", "argon2id passes for new password hashes",
 			positive(func(c *Config) *int { return &c.Argon2Time })},
 		{"argon2-memory", "19456", "argon2id memory in KiB for new password hashes",
@@ -252,19 +264,38 @@ func redactErr(err error, rawURL string) string {
 }
 
 func (c *Config) setNets(v string) error {
-	c.PlaintextAuthNets = nil
+	nets, err := parseNets(v)
+	c.PlaintextAuthNets = nets
+	return err
+}
+
+// parseNets parses a comma-separated list of CIDR networks (a bare address
+// is its own /32 or /128).
+func parseNets(v string) ([]netip.Prefix, error) {
+	var nets []netip.Prefix
 	for _, f := range splitList(v) {
 		p, err := netip.ParsePrefix(f)
 		if err != nil {
 			a, aerr := netip.ParseAddr(f)
 			if aerr != nil {
-				return fmt.Errorf("bad network %q (want CIDR like 127.0.0.0/8)", f)
+				return nil, fmt.Errorf("bad network %q (want CIDR like 127.0.0.0/8)", f)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}
-		c.PlaintextAuthNets = append(c.PlaintextAuthNets, p.Masked())
+		nets = append(nets, p.Masked())
 	}
-	return nil
+	return nets, nil
+}
+
+func boolean(field func(c *Config) *bool) func(c *Config, v string) error {
+	return func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*field(c) = b
+		return nil
+	}
 }
 
 func (c *Config) setLogFormat(v string) error {

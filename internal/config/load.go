@@ -78,7 +78,7 @@ func (l Loader) Load(args []string) (*Config, []string, error) {
 			help += fmt.Sprintf(" (default %q)", k.Default)
 		}
 		help += " (env " + k.Env() + ")"
-		fs.Func(k.Name, help, func(v string) error {
+		set := func(v string) error {
 			// Check now for a precise error; apply after file and env.
 			c := Default()
 			if err := k.set(&c, v); err != nil {
@@ -86,7 +86,12 @@ func (l Loader) Load(args []string) (*Config, []string, error) {
 			}
 			flags = append(flags, setting{k.Name, v})
 			return nil
-		})
+		}
+		if k.Default == "false" || k.Default == "true" {
+			fs.BoolFunc(k.Name, help, set) // --name alone means true
+		} else {
+			fs.Func(k.Name, help, set)
+		}
 	}
 	for name := range offered {
 		panic("config: Loader.Flags names unknown key " + name) // programmer error
