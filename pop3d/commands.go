@@ -63,6 +63,9 @@ func (c *conn) dispatch(line string) error {
 		return c.badCommand("command not valid in this state")
 	}
 	c.log.Debug("command", "cmd", cmd.name) // never the arguments: PASS, AUTH
+	if obs := c.srv.opts.ObserveCommand; obs != nil {
+		defer func(start time.Time) { obs(cmd.name, time.Since(start)) }(time.Now())
+	}
 	return h.run(c, cmd)
 }
 

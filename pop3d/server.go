@@ -81,6 +81,10 @@ type Options struct {
 	// Dovecot's default (pop3_no_flag_updates = no), messages retrieved
 	// with RETR are marked \Seen when the session QUITs.
 	NoFlagUpdates bool
+
+	// ObserveCommand, if set, is called after every known command with
+	// its name and how long it took (metrics). Nil: nothing.
+	ObserveCommand func(name string, d time.Duration)
 	// MaxAuthFailures is how many failed logins a connection may make
 	// before it is closed. Zero: 3.
 	MaxAuthFailures int

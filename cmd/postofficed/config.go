@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"net/netip"
 	"strings"
 
 	"context"
@@ -121,14 +122,34 @@ func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certif
 	}
 }
 
-func pop3Options(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger) pop3d.Options {
+func pop3Options(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger, m *metrics.Proto) pop3d.Options {
 	return pop3d.Options{
 		Store:             st,
-		Auth:              v,
+		Auth:              countingVerifier{v, m},
 		TLSConfig:         tc.TLSConfig(),
 		PlaintextAuthNets: c.PlaintextAuthNets,
 		Hostname:          c.Hostname,
 		NoFlagUpdates:     c.POP3NoFlagUpdates,
 		Logger:            log,
+		ObserveCommand:    m.Command,
 	}
+}
+
+// countingVerifier counts login results per protocol.
+type countingVerifier struct {
+	v *auth.Verifier
+	m *metrics.Proto
+}
+
+func (cv countingVerifier) Verify(ctx context.Context, name, password string, remote netip.Addr) error {
+	err := cv.v.Verify(ctx, name, password, remote)
+	switch {
+	case err == nil:
+		cv.m.Login(metrics.LoginOK)
+	case errors.Is(err, auth.ErrThrottled):
+		cv.m.Login(metrics.LoginThrottled)
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		cv.m.Login(metrics.LoginFailed)
+	}
+	return err
 }

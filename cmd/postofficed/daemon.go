@@ -130,7 +130,7 @@ func (d *daemon) run(ctx context.Context) error {
 		closeAll()
 		return err
 	}
-	if pop3Srv, err = pop3d.New(pop3Options(cfg, st, verifier, cert, log)); err != nil {
+	if pop3Srv, err = pop3d.New(pop3Options(cfg, st, verifier, cert, log, ms.Proto("pop3"))); err != nil {
 		closeAll()
 		return err
 	}

@@ -85,6 +85,9 @@ func TestDaemon_proxyProtocolAndMetrics(t *testing.T) {
 	for _, want := range []string{
 		`postoffice_connections_total{proto="pop3"} 2`, // the headerless one never reaches the server
 		`postoffice_logins_total{proto="all",result="ok"} 1`,
+		`postoffice_logins_total{proto="pop3",result="ok"} 1`,
+		`postoffice_commands_total{proto="pop3",command="USER"} 2`,
+		`postoffice_command_duration_seconds_count{proto="pop3",command="PASS"} 1`,
 		`postoffice_bytes_sent_total{proto="pop3"}`,
 		`postoffice_panics_total{proto="imap"} 0`,
 	} {
