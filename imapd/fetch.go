@@ -1,0 +1,408 @@
+package imapd
+
+// FETCH (RFC 9051 §6.4.5). Items from the view (UID, FLAGS) cost no store
+// call; INTERNALDATE, RFC822.SIZE, ENVELOPE and BODYSTRUCTURE come from the
+// index cache (one store.Messages call per batch); body sections read the
+// file, streamed into the response literal.
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/postoffice/postoffice/store"
+)
+
+// fetchBatch is how many messages one store.Messages call loads.
+const fetchBatch = 256
+
+// errExpungeIssued ends a FETCH some of whose messages were expunged by
+// another session meanwhile (RFC 9051 §7.1, RFC 2180 §4.1.2).
+var errExpungeIssued = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: codeExpungeIssued,
+	Text: "Some messages were expunged meanwhile and were not returned",
+}
+
+// Fetch implements imapserver.Session.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	sel := s.sel
+	if sel == nil {
+		return errNotSelected
+	}
+	_, isSeq := numSet.(imap.SeqSet)
+	rs, err := sel.resolve(numSet, isSeq)
+	if err != nil {
+		return err
+	}
+	if len(rs) == 0 {
+		return nil
+	}
+
+	// RFC 9051 §6.4.5: a non-PEEK body fetch sets \Seen, and the changed
+	// flags are returned. Not in a read-only mailbox.
+	var flagsChanged map[store.UID]bool
+	if !sel.readOnly && wantsSeen(options) {
+		flagsChanged, err = s.markSeen(sel, rs)
+		if err != nil {
+			return err
+		}
+	}
+
+	var fields store.MessageFields
+	needStore := options.InternalDate || options.RFC822Size || options.Envelope || options.BodyStructure != nil ||
+		len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	if options.Envelope || needsHeader(options) {
+		fields |= store.WithHeader
+	}
+	if options.BodyStructure != nil {
+		fields |= store.WithBodyStructure
+	}
+
+	expunged := false
+	batch := make([]int, 0, fetchBatch)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		var byUID map[store.UID]*store.Message
+		if needStore {
+			uids := make([]store.UID, len(batch))
+			for i, idx := range batch {
+				uids[i] = sel.uids[idx]
+			}
+			ctx, cancel := s.selCtx()
+			msgs, err := s.mailStore().Messages(ctx, sel.mbox.ID, uids, fields)
+			cancel()
+			if err != nil {
+				return s.imapError(err)
+			}
+			byUID = make(map[store.UID]*store.Message, len(msgs))
+			for i := range msgs {
+				byUID[msgs[i].UID] = &msgs[i]
+			}
+		}
+		for _, idx := range batch {
+			uid := sel.uids[idx]
+			var m *store.Message
+			if needStore {
+				if m = byUID[uid]; m == nil {
+					expunged = true
+					continue
+				}
+			}
+			err := s.fetchOne(w, sel, idx, m, options, flagsChanged[uid])
+			if errors.Is(err, store.ErrNoMessage) {
+				expunged = true
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for _, r := range rs {
+		for idx := r.lo; idx <= r.hi; idx++ {
+			batch = append(batch, idx)
+			if len(batch) == fetchBatch {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	if expunged {
+		return errExpungeIssued
+	}
+	return nil
+}
+
+func wantsSeen(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// needsHeader reports whether a section is served from the cached header.
+func needsHeader(o *imap.FetchOptions) bool {
+	for _, bs := range o.BodySection {
+		if len(bs.Part) == 0 && bs.Specifier != imap.PartSpecifierNone {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySection {
+		if len(bs.Part) == 0 {
+			return true
+		}
+	}
+	for _, bs := range o.BinarySectionSize {
+		if len(bs.Part) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// markSeen sets \Seen on the messages of rs that lack it and returns the
+// UIDs whose flags changed.
+func (s *session) markSeen(sel *selected, rs []idxRange) (map[store.UID]bool, error) {
+	var uids []store.UID
+	for _, r := range rs {
+		for i := r.lo; i <= r.hi; i++ {
+			if sel.flags[i]&store.FlagSeen == 0 {
+				uids = append(uids, sel.uids[i])
+			}
+		}
+	}
+	if len(uids) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.selCtx()
+	defer cancel()
+	changes, err := s.mailStore().SetFlags(ctx, sel.mbox.ID, uids, store.FlagsAdd, store.FlagSeen, nil)
+	if err != nil {
+		return nil, s.imapError(err)
+	}
+	changed := make(map[store.UID]bool, len(changes))
+	for _, c := range changes {
+		if sel.applyOwnChange(c) {
+			changed[c.UID] = true
+		}
+	}
+	return changed, nil
+}
+
+// applyOwnChange records a flag change this session made (and reports to
+// its client itself). It returns false for messages not in the view.
+func (sel *selected) applyOwnChange(c store.Change) bool {
+	i, ok := sel.find(c.UID)
+	if !ok || c.Expunged {
+		return false
+	}
+	if _, gone := sel.pendingExpunge[c.UID]; gone {
+		return false
+	}
+	sel.flags[i] = c.Flags
+	sel.setKeywords(c.UID, c.Keywords)
+	if c.ModSeq > sel.modseq {
+		if sel.ownMod == nil {
+			sel.ownMod = make(map[store.UID]uint64)
+		}
+		sel.ownMod[c.UID] = c.ModSeq
+	}
+	return true
+}
+
+// preparedSection is a section ready to be written.
+type preparedSection struct {
+	body     *imap.FetchItemBodySection
+	bin      *imap.FetchItemBinarySection
+	c        content
+	from, n  int64
+	sizeOnly *imap.FetchItemBinarySectionSize
+}
+
+// fetchOne writes the FETCH response of the message at view index idx.
+// Everything that can fail is computed before the response starts.
+func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m *store.Message, o *imap.FetchOptions, flagsChanged bool) error {
+	uid := sel.uids[idx]
+	var src *msgSource
+	if m != nil {
+		src = &msgSource{s: s, mbox: sel.mbox.ID, uid: uid, size: m.Size, header: m.Header}
+	}
+
+	var secs []preparedSection
+	for _, bs := range o.BodySection {
+		c, err := bodySection(src, bs)
+		if err != nil {
+			return err
+		}
+		from, n := partialRange(bs.Partial, c.size)
+		secs = append(secs, preparedSection{body: bs, c: c, from: from, n: n})
+	}
+	for _, bs := range o.BinarySection {
+		c, err := binarySection(src, bs.Part)
+		if err == nil {
+			c, err = c.resolveSize(src)
+		}
+		if err != nil {
+			return err
+		}
+		from, n := partialRange(bs.Partial, c.size)
+		secs = append(secs, preparedSection{bin: bs, c: c, from: from, n: n})
+	}
+	for _, bs := range o.BinarySectionSize {
+		c, err := binarySection(src, bs.Part)
+		if err == nil {
+			c, err = c.resolveSize(src)
+		}
+		if err != nil {
+			return err
+		}
+		secs = append(secs, preparedSection{sizeOnly: bs, c: c})
+	}
+	var env *imap.Envelope
+	if o.Envelope {
+		env = envelopeOf(m.Header)
+	}
+	var bs imap.BodyStructure
+	if o.BodyStructure != nil {
+		bs = bodyStructureOf(m.BodyStructure, m.Size)
+	}
+
+	rw := w.CreateMessage(uint32(idx + 1))
+	if o.UID {
+		rw.WriteUID(imap.UID(uid))
+	}
+	if o.Flags || flagsChanged {
+		rw.WriteFlags(sel.msgFlags(idx))
+	}
+	if o.InternalDate {
+		rw.WriteInternalDate(m.InternalDate)
+	}
+	if o.RFC822Size {
+		rw.WriteRFC822Size(m.Size)
+	}
+	if o.Envelope {
+		rw.WriteEnvelope(env)
+	}
+	if bs != nil {
+		rw.WriteBodyStructure(bs)
+	}
+	for _, p := range secs {
+		if p.sizeOnly != nil {
+			rw.WriteBinarySectionSize(p.sizeOnly, uint32(min(p.c.size, int64(^uint32(0)))))
+			continue
+		}
+		var lw io.WriteCloser
+		if p.body != nil {
+			lw = rw.WriteBodySection(p.body, p.n)
+		} else {
+			lw = rw.WriteBinarySection(p.bin, p.n)
+		}
+		err := p.c.writeTo(src, lw, p.from, p.n)
+		if cerr := lw.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			// The response is cut: the connection cannot continue.
+			rw.Close()
+			return err
+		}
+	}
+	return rw.Close()
+}
+
+// envelopeOf builds an ENVELOPE from a cached raw header.
+func envelopeOf(raw []byte) *imap.Envelope {
+	if len(raw) == 0 {
+		return &imap.Envelope{}
+	}
+	if !isBlankLineEnd(raw) {
+		raw = append(append([]byte(nil), raw...), "\r\n\r\n"...)
+	}
+	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	if err != nil {
+		return &imap.Envelope{}
+	}
+	return imapserver.ExtractEnvelope(h)
+}
+
+// bodyStructureOf converts a cached store.BodyPart to the IMAP structure,
+// always with extension data (BODYSTRUCTURE; the library drops it for BODY).
+func bodyStructureOf(p *store.BodyPart, size int64) imap.BodyStructure {
+	if p == nil {
+		return &imap.BodyStructureSinglePart{
+			Type: "text", Subtype: "plain",
+			Params:   map[string]string{"charset": "us-ascii"},
+			Size:     clampU32(size),
+			Text:     &imap.BodyStructureText{},
+			Extended: &imap.BodyStructureSinglePartExt{},
+		}
+	}
+	typ, sub := strings.ToLower(p.Type), strings.ToLower(p.Subtype)
+	if typ == "" {
+		typ, sub = "text", "plain"
+	}
+	var disp *imap.BodyStructureDisposition
+	if p.Disposition != "" {
+		disp = &imap.BodyStructureDisposition{Value: p.Disposition, Params: p.DispParams}
+	}
+	if typ == "multipart" {
+		if len(p.Children) == 0 {
+			// A multipart without parts cannot be written (RFC 9051's
+			// body-type-mpart needs one); describe it as text.
+			return &imap.BodyStructureSinglePart{
+				Type: "text", Subtype: "plain", Size: clampU32(p.Size),
+				Text:     &imap.BodyStructureText{NumLines: p.Lines},
+				Extended: &imap.BodyStructureSinglePartExt{Disposition: disp, Language: p.Language, Location: p.Location},
+			}
+		}
+		mp := &imap.BodyStructureMultiPart{
+			Subtype: sub,
+			Extended: &imap.BodyStructureMultiPartExt{
+				Params: p.Params, Disposition: disp, Language: p.Language, Location: p.Location,
+			},
+		}
+		for _, c := range p.Children {
+			mp.Children = append(mp.Children, bodyStructureOf(c, c.Size))
+		}
+		return mp
+	}
+	sp := &imap.BodyStructureSinglePart{
+		Type:        typ,
+		Subtype:     sub,
+		Params:      p.Params,
+		ID:          p.ID,
+		Description: p.Description,
+		Encoding:    p.Encoding,
+		Size:        clampU32(p.Size),
+		Extended:    &imap.BodyStructureSinglePartExt{Disposition: disp, Language: p.Language, Location: p.Location},
+	}
+	switch {
+	case typ == "message" && (sub == "rfc822" || sub == "global"):
+		inner := p.Message
+		var innerSize int64
+		if inner != nil {
+			innerSize = inner.Size
+		}
+		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
+			Envelope:      envelopeOf(p.MessageHeader),
+			BodyStructure: bodyStructureOf(inner, innerSize),
+			NumLines:      p.Lines,
+		}
+	case typ == "text":
+		sp.Text = &imap.BodyStructureText{NumLines: p.Lines}
+	}
+	return sp
+}
+
+func clampU32(n int64) uint32 {
+	if n < 0 {
+		return 0
+	}
+	if n > int64(^uint32(0)) {
+		return ^uint32(0)
+	}
+	return uint32(n)
+}

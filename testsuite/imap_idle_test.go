@@ -1,0 +1,182 @@
+package testsuite
+
+// IDLE push from every source (issue 3, "Push"): another session, an
+// outside delivery into new/, a POP3 deletion, and a second postofficed on
+// the same PostgreSQL database. Each change must reach the idling client
+// within one second.
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/postoffice/postoffice/store"
+)
+
+// pushDeadline is the issue's bound for a change to reach an IDLE client.
+const pushDeadline = time.Second
+
+// within runs act and waits for a line matching re on r, failing if it
+// takes longer than pushDeadline.
+func within(t *testing.T, r *selRaw, what, re string, act func()) {
+	t.Helper()
+	start := time.Now()
+	act()
+	l := r.expect(re, pushDeadline)
+	t.Logf("%s: %q after %v", what, l, time.Since(start).Round(time.Millisecond))
+}
+
+func TestIMAPIdle_otherSession(t *testing.T) {
+	Backends(t, func(t *testing.T, backend string) {
+		st := NewStore(t, backend)
+		MustUser(t, st, "alice", "secret")
+		for i := 1; i <= 3; i++ {
+			appendMsg(t, st, "alice", selMsg(i))
+		}
+		addr := startSelIMAP(t, st)
+		a := dialSelRaw(t, addr, "alice", "secret")
+		b := dialSelRaw(t, addr, "alice", "secret")
+		a.ok("SELECT INBOX")
+		b.ok("SELECT INBOX")
+		a.idle()
+		within(t, a, "APPEND", `^\* 4 EXISTS$`, func() {
+			raw := selMsg(4)
+			b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
+			b.send(raw)
+			if l := b.line(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "* 4 EXISTS") {
+				t.Errorf("b: %q", l)
+			}
+			if l := b.line(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "ap OK [APPENDUID") {
+				t.Errorf("b APPEND: %q", l)
+			}
+		})
+		within(t, a, "STORE", `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\)\)$`, func() {
+			b.ok(`STORE 2 +FLAGS (\Seen \Flagged)`)
+		})
+		within(t, a, "EXPUNGE", `^\* 1 EXPUNGE$`, func() {
+			b.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+			b.ok("EXPUNGE")
+		})
+		a.done()
+		if u := a.ok("FETCH 1:* (UID)"); len(u) != 3 || u[0] != "* 1 FETCH (UID 2)" || u[2] != "* 3 FETCH (UID 4)" {
+			t.Errorf("after IDLE: %q", u)
+		}
+	})
+}
+
+func TestIMAPIdle_outsideDelivery(t *testing.T) {
+	Backends(t, func(t *testing.T, backend string) {
+		st := NewStore(t, backend)
+		MustUser(t, st, "alice", "secret")
+		addr := startSelIMAP(t, st)
+		a := dialSelRaw(t, addr, "alice", "secret")
+		if u := a.ok("SELECT INBOX"); !containsLine(u, "* 0 EXISTS") {
+			t.Fatalf("SELECT: %q", u)
+		}
+		a.idle()
+		md := Maildir(t, st, "alice")
+		within(t, a, "delivery into new/", `^\* 1 EXISTS$`, func() {
+			Deliver(t, md, []byte(selMsg(1)))
+		})
+		within(t, a, "two deliveries", `^\* 3 EXISTS$`, func() {
+			Deliver(t, md, []byte(selMsg(2)))
+			Deliver(t, md, []byte(selMsg(3)))
+		})
+		a.done()
+		u := a.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+		for i, l := range u {
+			if !strings.Contains(l, fmt.Sprintf("Subject: message %d", i+1)) {
+				t.Errorf("message %d: %q", i+1, l)
+			}
+		}
+	})
+}
+
+func TestIMAPIdle_pop3Deletion(t *testing.T) {
+	Backends(t, func(t *testing.T, backend string) {
+		st := NewStore(t, backend)
+		MustUser(t, st, "alice", "secret")
+		for i := 1; i <= 3; i++ {
+			appendMsg(t, st, "alice", selMsg(i))
+		}
+		addr := startSelIMAP(t, st)
+		ps := startPOP3(t, st, pop3Config{})
+		a := dialSelRaw(t, addr, "alice", "secret")
+		a.ok("SELECT INBOX")
+		a.idle()
+		p := dialPOP3(t, ps.addr)
+		if l := p.login("alice", "secret"); !strings.HasPrefix(l, "+OK") {
+			t.Fatalf("POP3 login: %q", l)
+		}
+		p.cmd("+OK", "DELE 2")
+		within(t, a, "POP3 QUIT", `^\* 2 EXPUNGE$`, func() {
+			p.cmd("+OK", "QUIT")
+		})
+		a.done()
+		if u := a.ok("FETCH 1:* (UID)"); len(u) != 2 || u[1] != "* 2 FETCH (UID 3)" {
+			t.Errorf("after POP3 deletion: %q", u)
+		}
+	})
+}
+
+// TestIMAPIdle_otherHost runs two stores (two postofficed hosts) on one
+// PostgreSQL database and one Maildir tree: changes made through host B
+// reach an IDLE client of host A through LISTEN/NOTIFY.
+func TestIMAPIdle_otherHost(t *testing.T) {
+	url := NewDatabaseURL(t)
+	dir := t.TempDir()
+	stA := NewStoreAt(t, store.Options{DatabaseURL: url, DataDir: dir})
+	stB := NewStoreAt(t, store.Options{DatabaseURL: url, DataDir: dir})
+	MustUser(t, stA, "alice", "secret")
+	appendMsg(t, stA, "alice", selMsg(1))
+	addrA, addrB := startSelIMAP(t, stA), startSelIMAP(t, stB)
+	a := dialSelRaw(t, addrA, "alice", "secret")
+	b := dialSelRaw(t, addrB, "alice", "secret")
+	a.ok("SELECT INBOX")
+	b.ok("SELECT INBOX")
+	a.idle()
+	within(t, a, "APPEND on host B", `^\* 2 EXISTS$`, func() {
+		raw := selMsg(2)
+		b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
+		b.send(raw)
+		b.expect(`^ap OK`, 5*time.Second)
+	})
+	within(t, a, "STORE on host B", `^\* 1 FETCH \(UID 1 FLAGS \(\\Answered\)\)$`, func() {
+		b.ok(`STORE 1 FLAGS (\Answered)`)
+	})
+	within(t, a, "EXPUNGE on host B", `^\* 1 EXPUNGE$`, func() {
+		b.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
+		b.ok("UID EXPUNGE 1")
+	})
+	within(t, a, "delivery seen by host B", `^\* 2 EXISTS$`, func() {
+		// Host B's watch notices the file (A's does too; whichever indexes
+		// it first, A learns through the feed).
+		Deliver(t, Maildir(t, stB, "alice"), []byte(selMsg(3)))
+	})
+	a.done()
+}
+
+// TestIMAPIdle_authenticatedState: IDLE without a selected mailbox just
+// waits for DONE.
+func TestIMAPIdle_authenticatedState(t *testing.T) {
+	st := NewStore(t, SQLite)
+	MustUser(t, st, "alice", "secret")
+	a := dialSelRaw(t, startSelIMAP(t, st), "alice", "secret")
+	a.idle()
+	appendMsg(t, st, "alice", selMsg(1))
+	if out := a.done(); len(out) != 0 {
+		t.Errorf("IDLE in authenticated state sent %q", out)
+	}
+	_ = context.Background
+}
+
+func containsLine(lines []string, want string) bool {
+	for _, l := range lines {
+		if l == want {
+			return true
+		}
+	}
+	return false
+}
