@@ -495,11 +495,12 @@ func parseEntityHeader(hdr []byte, digest bool) (string, map[string]string, stri
 	}
 	mh := gomessage.Header{Header: h}
 	mt, params, err := mh.ContentType()
-	if err != nil || mt == "" || !strings.Contains(mt, "/") {
+	switch {
+	case !mh.Has("Content-Type") && digest:
+		// RFC 2046 §5.1.5: the default in a digest is message/rfc822.
+		mt, params = "message/rfc822", nil
+	case err != nil || mt == "" || !strings.Contains(mt, "/"):
 		mt, params = "text/plain", nil
-		if digest && !mh.Has("Content-Type") {
-			mt = "message/rfc822"
-		}
 	}
 	return strings.ToLower(mt), params, strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding")))
 }

@@ -35,7 +35,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/postoffice/postoffice/auth"
 	"github.com/postoffice/postoffice/store"
 )
 
@@ -61,13 +60,20 @@ var DefaultSpecialFolders = map[string]string{
 	`\Archive`: "Archive",
 }
 
+// Verifier checks a password; *auth.Verifier is one. It returns
+// auth.ErrInvalidCredentials or auth.ErrThrottled for refused logins.
+type Verifier interface {
+	Verify(ctx context.Context, name, password string, remote netip.Addr) error
+}
+
 // Options configure a Server. Store and Auth are required; every other zero
 // value is safe and means the documented default.
 type Options struct {
 	// Store is the mail store. Required. The Server does not close it.
 	Store *store.Store
-	// Auth checks passwords (and throttles failures). Required.
-	Auth *auth.Verifier
+	// Auth checks passwords (and throttles failures); *auth.Verifier
+	// satisfies it. Required.
+	Auth Verifier
 	// TLSConfig is used for STARTTLS on Serve listeners and for implicit
 	// TLS on ServeTLS listeners. Nil: no STARTTLS, and ServeTLS fails.
 	// MinVersion is raised to TLS 1.2 if lower. Certificate reloading is
@@ -95,6 +101,9 @@ type Options struct {
 	AppendLimit uint32
 	// Logger receives connection, login and error logs. Nil: discard.
 	Logger *slog.Logger
+	// ObserveCommand, if set, is called after every command the session
+	// handles, with its name and duration (metrics). Nil: nothing.
+	ObserveCommand func(name string, d time.Duration)
 	// Debug, if set, receives the raw protocol stream of every connection,
 	// passwords included. For debugging only; New logs a warning.
 	Debug io.Writer
@@ -356,6 +365,9 @@ func (s *Server) start(tc *trackedConn, implicitTLS, overLimit bool) {
 	lo := &imapserver.Options{
 		NewSession: func(conn *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			sess.conn = conn
+			if obs := s.opts.ObserveCommand; obs != nil {
+				return &observed{session: sess, obs: obs}, nil, nil
+			}
 			return sess, nil, nil
 		},
 		Caps:         s.caps,

@@ -109,10 +109,11 @@ func connLimit(n int) int {
 	return n
 }
 
-func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger) imapd.Options {
+func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger, m *metrics.Proto) imapd.Options {
 	return imapd.Options{
 		Store:             st,
-		Auth:              v,
+		Auth:              countingVerifier{v, m},
+		ObserveCommand:    m.Command,
 		TLSConfig:         tc.TLSConfig(),
 		PlaintextAuthNets: c.PlaintextAuthNets,
 		SpecialFolders:    c.SpecialFolderMap(),

@@ -126,7 +126,7 @@ func (d *daemon) run(ctx context.Context) error {
 			l.ln.Close()
 		}
 	}
-	if imapSrv, err = imapd.New(imapOptions(cfg, st, verifier, cert, log)); err != nil {
+	if imapSrv, err = imapd.New(imapOptions(cfg, st, verifier, cert, log, ms.Proto("imap"))); err != nil {
 		closeAll()
 		return err
 	}
@@ -137,9 +137,6 @@ func (d *daemon) run(ctx context.Context) error {
 
 	ms.Panics.Func(imapSrv.Panics, "imap")
 	ms.Panics.Func(pop3Srv.Panics, "pop3")
-	ms.Logins.Func(func() uint64 { return verifier.Metrics().OK }, "all", string(metrics.LoginOK))
-	ms.Logins.Func(func() uint64 { return verifier.Metrics().Failed }, "all", string(metrics.LoginFailed))
-	ms.Logins.Func(func() uint64 { return verifier.Metrics().Throttled }, "all", string(metrics.LoginThrottled))
 
 	var wg sync.WaitGroup
 	errc := make(chan error, len(lns))

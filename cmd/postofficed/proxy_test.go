@@ -76,6 +76,25 @@ func TestDaemon_proxyProtocolAndMetrics(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// An IMAP login and command are counted too.
+	ic, err := net.DialTimeout("tcp", r.addrs["imap"].String(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ic.SetDeadline(time.Now().Add(20 * time.Second))
+	ibr := bufio.NewReader(ic)
+	ibr.ReadString('\n')
+	io.WriteString(ic, "a LOGIN alice pw\r\nb SELECT INBOX\r\nc LOGOUT\r\n")
+	for {
+		line, err := ibr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("IMAP: %v", err)
+		}
+		if strings.HasPrefix(line, "c ") {
+			break
+		}
+	}
+	ic.Close()
 	resp, err := http.Get("http://" + r.addrs["http"].String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -84,8 +103,9 @@ func TestDaemon_proxyProtocolAndMetrics(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`postoffice_connections_total{proto="pop3"} 2`, // the headerless one never reaches the server
-		`postoffice_logins_total{proto="all",result="ok"} 1`,
 		`postoffice_logins_total{proto="pop3",result="ok"} 1`,
+		`postoffice_logins_total{proto="imap",result="ok"} 1`,
+		`postoffice_commands_total{proto="imap",command="SELECT"} 1`,
 		`postoffice_commands_total{proto="pop3",command="USER"} 2`,
 		`postoffice_command_duration_seconds_count{proto="pop3",command="PASS"} 1`,
 		`postoffice_bytes_sent_total{proto="pop3"}`,
