@@ -28,6 +28,19 @@ func (s *Store) Sync(ctx context.Context, id MailboxID) error {
 	return s.syncLocked(ctx, b)
 }
 
+// Rescan is Sync without trusting directory mtimes: it always lists new/
+// and cur/ and compares them with the index. For `postoffice reindex`.
+func (s *Store) Rescan(ctx context.Context, id MailboxID) error {
+	b, err := s.box(ctx, id)
+	if err != nil {
+		return err
+	}
+	b.syncMu.Lock()
+	defer b.syncMu.Unlock()
+	b.mtNew, b.mtCur = 0, 0
+	return s.syncLocked(ctx, b)
+}
+
 // mtimeSettle is how old a directory mtime must be before we trust that no
 // later change can carry the same mtime (coarse timestamps, NFS).
 const mtimeSettle = time.Second

@@ -51,7 +51,7 @@ func setupReindex(fs *flag.FlagSet) runFunc {
 		var msgs, failed int
 		for i, j := range jobs {
 			bar.update(i, j.user.Name+"/"+j.box.Name)
-			if err := st.Sync(ctx, j.box.ID); err != nil {
+			if err := st.Rescan(ctx, j.box.ID); err != nil {
 				if ctx.Err() != nil {
 					bar.done()
 					return ctx.Err()
