@@ -564,25 +564,48 @@ func (s *Store) insertRows(ctx context.Context, b *boxState, rows []newRow, chec
 }
 
 func sortByName(names []string) {
-	// Maildir keys start with the delivery time in seconds; sorting by the
-	// numeric prefix then by name keeps delivery order.
+	// Maildir keys start with the delivery time: "<sec>.M<usec>P<pid>Q<n>..."
+	// (qmail, Dovecot, Postfix write these parts). Order by them, then by
+	// name, so UIDs follow delivery order as far as names tell.
 	type k struct {
-		n    int64
-		name string
+		sec, usec, q int64
+		name         string
+	}
+	num := func(s string, i int) (int64, int) {
+		var v int64
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			v = v*10 + int64(s[i]-'0')
+		}
+		return v, i
 	}
 	ks := make([]k, len(names))
 	for i, n := range names {
-		var v int64
-		for j := 0; j < len(n) && n[j] >= '0' && n[j] <= '9'; j++ {
-			v = v*10 + int64(n[j]-'0')
+		e := k{name: n}
+		var j int
+		e.sec, j = num(n, 0)
+		if strings.HasPrefix(n[j:], ".M") {
+			e.usec, j = num(n, j+2)
+			if j < len(n) && n[j] == 'P' {
+				_, j = num(n, j+1)
+				if j < len(n) && n[j] == 'Q' {
+					e.q, _ = num(n, j+1)
+				}
+			}
 		}
-		ks[i] = k{v, n}
+		ks[i] = e
 	}
 	sort.Slice(ks, func(i, j int) bool {
-		if ks[i].n != ks[j].n {
-			return ks[i].n < ks[j].n
+		a, b := ks[i], ks[j]
+		if a.sec != b.sec {
+			return a.sec < b.sec
 		}
-		return ks[i].name < ks[j].name
+		if a.usec != b.usec {
+			return a.usec < b.usec
+		}
+		if a.q != b.q {
+			return a.q < b.q
+		}
+		return a.name < b.name
 	})
 	for i := range ks {
 		names[i] = ks[i].name
