@@ -217,13 +217,14 @@ func (sel *selected) applyOwnChange(c store.Change) bool {
 type preparedSection struct {
 	body     *imap.FetchItemBodySection
 	bin      *imap.FetchItemBinarySection
-	c        content
-	from, n  int64
 	sizeOnly *imap.FetchItemBinarySectionSize
+	size     int64 // BINARY.SIZE
+	data     *openSection
 }
 
 // fetchOne writes the FETCH response of the message at view index idx.
-// Everything that can fail is computed before the response starts.
+// Everything that can fail (files included) is opened before the response
+// starts, so a message gone meanwhile is skipped, not cut off.
 func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m *store.Message, o *imap.FetchOptions, flagsChanged bool) error {
 	uid := sel.uids[idx]
 	var src *msgSource
@@ -232,24 +233,41 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 	}
 
 	var secs []preparedSection
-	for _, bs := range o.BodySection {
-		c, err := bodySection(src, bs)
+	defer func() {
+		for _, p := range secs {
+			p.data.close()
+		}
+	}()
+	add := func(p preparedSection, c content, partial *imap.SectionPartial) error {
+		from, n := partialRange(partial, c.size)
+		d, err := c.openRange(src, from, n)
 		if err != nil {
 			return err
 		}
-		from, n := partialRange(bs.Partial, c.size)
-		secs = append(secs, preparedSection{body: bs, c: c, from: from, n: n})
+		p.data = d
+		secs = append(secs, p)
+		return nil
+	}
+	for _, bs := range o.BodySection {
+		c, err := bodySection(src, bs)
+		if err == nil {
+			err = add(preparedSection{body: bs}, c, bs.Partial)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	for _, bs := range o.BinarySection {
 		c, err := binarySection(src, bs.Part)
 		if err == nil {
 			c, err = c.resolveSize(src)
 		}
+		if err == nil {
+			err = add(preparedSection{bin: bs}, c, bs.Partial)
+		}
 		if err != nil {
 			return err
 		}
-		from, n := partialRange(bs.Partial, c.size)
-		secs = append(secs, preparedSection{bin: bs, c: c, from: from, n: n})
 	}
 	for _, bs := range o.BinarySectionSize {
 		c, err := binarySection(src, bs.Part)
@@ -259,7 +277,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 		if err != nil {
 			return err
 		}
-		secs = append(secs, preparedSection{sizeOnly: bs, c: c})
+		secs = append(secs, preparedSection{sizeOnly: bs, size: c.size})
 	}
 	var env *imap.Envelope
 	if o.Envelope {
@@ -291,16 +309,16 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 	}
 	for _, p := range secs {
 		if p.sizeOnly != nil {
-			rw.WriteBinarySectionSize(p.sizeOnly, uint32(min(p.c.size, int64(^uint32(0)))))
+			rw.WriteBinarySectionSize(p.sizeOnly, uint32(min(p.size, int64(^uint32(0)))))
 			continue
 		}
 		var lw io.WriteCloser
 		if p.body != nil {
-			lw = rw.WriteBodySection(p.body, p.n)
+			lw = rw.WriteBodySection(p.body, p.data.n)
 		} else {
-			lw = rw.WriteBinarySection(p.bin, p.n)
+			lw = rw.WriteBinarySection(p.bin, p.data.n)
 		}
-		err := p.c.writeTo(src, lw, p.from, p.n)
+		err := p.data.writeTo(lw)
 		if cerr := lw.Close(); err == nil {
 			err = cerr
 		}

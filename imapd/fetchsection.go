@@ -159,36 +159,63 @@ func partialRange(p *imap.SectionPartial, n int64) (int64, int64) {
 	return off, min(p.Size, n-off)
 }
 
-// writeTo copies count bytes from offset from of c into w, streaming
-// from the file for file-backed content.
-func (c content) writeTo(src *msgSource, w io.Writer, from, count int64) error {
+// openRange opens the stream of count bytes from offset from of c before
+// the response starts, so that a message expunged (and unlinked) meanwhile
+// is noticed while it can still be skipped; an open file stays readable.
+func (c content) openRange(src *msgSource, from, count int64) (*openSection, error) {
 	if count == 0 {
-		return nil
+		return &openSection{}, nil
 	}
 	if c.n == 0 {
-		_, err := w.Write(c.prefix[from : from+count])
-		return err
+		return &openSection{mem: c.prefix[from : from+count], n: count}, nil
 	}
 	r, se, cl, err := c.reader(src)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := io.CopyN(io.Discard, r, from); err != nil {
+		cl.Close()
+		if ierr := se.ioErr(err); ierr != nil {
+			return nil, fmt.Errorf("imapd: skip in section: %w", ierr)
+		}
+		r = bytes.NewReader(nil) // decoded data ended early: padded below
+	}
+	return &openSection{r: r, se: se, cl: cl, n: count}, nil
+}
+
+// openSection is a section's data ready to be copied into its literal.
+type openSection struct {
+	mem []byte
+	r   io.Reader
+	se  *srcErr
+	cl  io.Closer
+	n   int64
+}
+
+// writeTo copies the section into w (a literal of exactly n bytes).
+func (o *openSection) writeTo(w io.Writer) error {
+	if o.r == nil {
+		_, err := w.Write(o.mem)
 		return err
 	}
-	defer cl.Close()
-	if _, err := io.CopyN(io.Discard, r, from); err != nil {
-		return fmt.Errorf("imapd: skip in section: %w", err)
-	}
-	n, err := io.CopyN(w, r, count)
-	if n < count {
-		if ierr := se.ioErr(err); ierr != nil {
+	n, err := io.CopyN(w, o.r, o.n)
+	if n < o.n {
+		if ierr := o.se.ioErr(err); ierr != nil {
 			return ierr
 		}
 		// A decoder stopped early (the size was measured with the same
 		// decoder, so only a file changing underneath gets here): the
 		// literal's size is promised, so pad rather than desynchronise.
-		_, err = w.Write(bytes.Repeat([]byte{' '}, int(count-n)))
+		_, err = w.Write(bytes.Repeat([]byte{' '}, int(o.n-n)))
 		return err
 	}
 	return nil
+}
+
+func (o *openSection) close() {
+	if o != nil && o.cl != nil {
+		o.cl.Close()
+	}
 }
 
 // base64Filter drops bytes outside the base64 alphabet (line breaks,

@@ -74,6 +74,16 @@ type selected struct {
 // systemFlags are the flags every mailbox supports.
 var systemFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft}
 
+// errNotSelected should not happen: the library checks the state.
+var errNotSelected = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "No mailbox selected"}
+
+// errReadOnly refuses changes in a mailbox selected with EXAMINE.
+var errReadOnly = &imap.Error{
+	Type: imap.StatusResponseTypeNo,
+	Code: imap.ResponseCodeCannot,
+	Text: "Mailbox is read-only (EXAMINE)",
+}
+
 // selCtx returns a context for one store call of the selected state.
 func (s *session) selCtx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(s.ctx, selStoreTimeout)
@@ -310,12 +320,21 @@ func (sel *selected) msgFlags(i int) []imap.Flag {
 
 // Poll implements imapserver.Session: it sends the changes since the view's
 // modseq. It costs an atomic load when nothing changed.
+//
+// A store failure is not the client's: the library would drop the
+// connection on a Poll error, so it is logged (by imapError) and the updates
+// wait for the next poll. Write errors are returned.
 func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	sel := s.sel
 	if sel == nil {
 		return nil
 	}
-	return s.pollView(sel, w, allowExpunge)
+	err := s.pollView(sel, w, allowExpunge)
+	var ie *imap.Error
+	if errors.As(err, &ie) {
+		return nil
+	}
+	return err
 }
 
 func (s *session) pollView(sel *selected, w *imapserver.UpdateWriter, allowExpunge bool) error {
@@ -550,11 +569,20 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 			err = s.pollLocked(sel, w, true)
 		}
 		sel.mu.Unlock()
+		var retry <-chan time.Time
 		if err != nil {
-			return err
+			var ie *imap.Error
+			if !errors.As(err, &ie) {
+				return err // writing to the client failed
+			}
+			// The store failed (re-listing after a long gap): keep idling
+			// and try again shortly rather than going silent.
+			s.log.Warn("idle: updating the view", "mailbox", sel.mbox.Name, "err", err)
+			retry = time.After(idleRetry)
 		}
 		select {
 		case <-changed:
+		case <-retry:
 		case <-stop:
 			return nil
 		case <-done:
@@ -562,6 +590,9 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		}
 	}
 }
+
+// idleRetry is how soon IDLE retries after a store error.
+const idleRetry = 5 * time.Second
 
 // awaitOwnChange waits (briefly) until the mailbox's watch has seen a
 // message this session added to the selected mailbox (APPEND, COPY, MOVE),
@@ -598,141 +629,4 @@ func (s *session) awaitOwnChange(sel *selected, uid store.UID) {
 			return
 		}
 	}
-}
-
-// idxRange is an inclusive range of view indexes.
-type idxRange struct{ lo, hi int }
-
-// errBadSeqNum is returned for a static sequence number beyond the view.
-var errBadSeqNum = &imap.Error{
-	Type: imap.StatusResponseTypeBad,
-	Code: imap.ResponseCodeClientBug,
-	Text: "Message sequence number out of range",
-}
-
-// errNotSelected should not happen: the library checks the state.
-var errNotSelected = &imap.Error{Type: imap.StatusResponseTypeBad, Text: "No mailbox selected"}
-
-// errReadOnly refuses changes in a mailbox selected with EXAMINE.
-var errReadOnly = &imap.Error{
-	Type: imap.StatusResponseTypeNo,
-	Code: imap.ResponseCodeCannot,
-	Text: "Mailbox is read-only (EXAMINE)",
-}
-
-// resolve turns a sequence set, UID set or "$" into view index ranges,
-// ascending and merged. With strict, a static sequence number beyond the
-// view is an error (RFC 9051 §6.4.5 and §9); UIDs never are.
-func (sel *selected) resolve(set imap.NumSet, strict bool) ([]idxRange, error) {
-	var out []idxRange
-	n := len(sel.uids)
-	switch set := set.(type) {
-	case imap.UIDSet:
-		if imap.IsSearchRes(set) {
-			for _, uid := range sel.saved {
-				if i, ok := sel.find(uid); ok {
-					out = append(out, idxRange{i, i})
-				}
-			}
-			return mergeRanges(out), nil
-		}
-		if n == 0 {
-			return nil, nil
-		}
-		maxUID := uint32(sel.uids[n-1])
-		for _, r := range set {
-			lo, hi := uint32(r.Start), uint32(r.Stop)
-			if lo == 0 {
-				lo = maxUID
-			}
-			if hi == 0 {
-				hi = maxUID
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
-			i, _ := slices.BinarySearch(sel.uids, store.UID(lo))
-			j, found := slices.BinarySearch(sel.uids, store.UID(hi))
-			if !found {
-				j--
-			}
-			if i <= j {
-				out = append(out, idxRange{i, j})
-			}
-		}
-	case imap.SeqSet:
-		for _, r := range set {
-			lo, hi := r.Start, r.Stop
-			if strict && ((lo != 0 && lo > uint32(n) && hi != 0) || (hi != 0 && hi > uint32(n))) {
-				return nil, errBadSeqNum
-			}
-			if n == 0 {
-				continue
-			}
-			if lo == 0 || lo > uint32(n) {
-				lo = uint32(n)
-			}
-			if hi == 0 || hi > uint32(n) {
-				hi = uint32(n)
-			}
-			if lo > hi {
-				lo, hi = hi, lo
-			}
-			out = append(out, idxRange{int(lo) - 1, int(hi) - 1})
-		}
-	default:
-		return nil, errors.New("imapd: unknown number set type")
-	}
-	return mergeRanges(out), nil
-}
-
-func mergeRanges(rs []idxRange) []idxRange {
-	if len(rs) < 2 {
-		return rs
-	}
-	slices.SortFunc(rs, func(a, b idxRange) int { return a.lo - b.lo })
-	out := rs[:1]
-	for _, r := range rs[1:] {
-		last := &out[len(out)-1]
-		if r.lo <= last.hi+1 {
-			if r.hi > last.hi {
-				last.hi = r.hi
-			}
-			continue
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-// rangeCount is the number of indexes in rs.
-func rangeCount(rs []idxRange) int {
-	n := 0
-	for _, r := range rs {
-		n += r.hi - r.lo + 1
-	}
-	return n
-}
-
-// rangeUIDs lists the UIDs of rs.
-func (sel *selected) rangeUIDs(rs []idxRange) []store.UID {
-	out := make([]store.UID, 0, rangeCount(rs))
-	for _, r := range rs {
-		out = append(out, sel.uids[r.lo:r.hi+1]...)
-	}
-	return out
-}
-
-// uidSet builds an imap.UIDSet from ascending UIDs.
-func uidSet(uids []store.UID) imap.UIDSet {
-	var set imap.UIDSet
-	for i := 0; i < len(uids); {
-		j := i
-		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
-			j++
-		}
-		set.AddRange(imap.UID(uids[i]), imap.UID(uids[j]))
-		i = j + 1
-	}
-	return set
 }

@@ -82,7 +82,9 @@ func FuzzSelectedSession(f *testing.F) {
 		}
 		b.WriteString("z LOGOUT\r\n")
 		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		wrote := make(chan struct{})
 		go func() {
+			defer close(wrote)
 			_, _ = io.WriteString(c, b.String())
 			_ = c.(*net.TCPConn).CloseWrite()
 		}()
@@ -93,6 +95,8 @@ func FuzzSelectedSession(f *testing.F) {
 				break
 			}
 		}
+		c.Close()
+		<-wrote
 		if p := e.srv.Panics(); p != 0 {
 			t.Fatalf("%d panics", p)
 		}

@@ -2,7 +2,6 @@ package imapd_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -281,6 +280,3 @@ func has(lines []string, want string) bool {
 	}
 	return false
 }
-
-// containsBytes is bytes.Contains for strings in tests.
-func containsBytes(a, b string) bool { return bytes.Contains([]byte(a), []byte(b)) }

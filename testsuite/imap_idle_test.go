@@ -6,7 +6,6 @@ package testsuite
 // within one second.
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -15,16 +14,16 @@ import (
 	"github.com/postoffice/postoffice/store"
 )
 
-// pushDeadline is the issue's bound for a change to reach an IDLE client.
-const pushDeadline = time.Second
+// selPushDeadline is the issue's bound for a change to reach an IDLE client.
+const selPushDeadline = time.Second
 
 // within runs act and waits for a line matching re on r, failing if it
-// takes longer than pushDeadline.
-func within(t *testing.T, r *selRaw, what, re string, act func()) {
+// takes longer than selPushDeadline.
+func selWithin(t *testing.T, r *selRaw, what, re string, act func()) {
 	t.Helper()
 	start := time.Now()
 	act()
-	l := r.expect(re, pushDeadline)
+	l := r.expect(re, selPushDeadline)
 	t.Logf("%s: %q after %v", what, l, time.Since(start).Round(time.Millisecond))
 }
 
@@ -41,7 +40,7 @@ func TestIMAPIdle_otherSession(t *testing.T) {
 		a.ok("SELECT INBOX")
 		b.ok("SELECT INBOX")
 		a.idle()
-		within(t, a, "APPEND", `^\* 4 EXISTS$`, func() {
+		selWithin(t, a, "APPEND", `^\* 4 EXISTS$`, func() {
 			raw := selMsg(4)
 			b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
 			b.send(raw)
@@ -52,10 +51,10 @@ func TestIMAPIdle_otherSession(t *testing.T) {
 				t.Errorf("b APPEND: %q", l)
 			}
 		})
-		within(t, a, "STORE", `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\)\)$`, func() {
+		selWithin(t, a, "STORE", `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\)\)$`, func() {
 			b.ok(`STORE 2 +FLAGS (\Seen \Flagged)`)
 		})
-		within(t, a, "EXPUNGE", `^\* 1 EXPUNGE$`, func() {
+		selWithin(t, a, "EXPUNGE", `^\* 1 EXPUNGE$`, func() {
 			b.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
 			b.ok("EXPUNGE")
 		})
@@ -72,15 +71,15 @@ func TestIMAPIdle_outsideDelivery(t *testing.T) {
 		MustUser(t, st, "alice", "secret")
 		addr := startSelIMAP(t, st)
 		a := dialSelRaw(t, addr, "alice", "secret")
-		if u := a.ok("SELECT INBOX"); !containsLine(u, "* 0 EXISTS") {
+		if u := a.ok("SELECT INBOX"); !selContainsLine(u, "* 0 EXISTS") {
 			t.Fatalf("SELECT: %q", u)
 		}
 		a.idle()
 		md := Maildir(t, st, "alice")
-		within(t, a, "delivery into new/", `^\* 1 EXISTS$`, func() {
+		selWithin(t, a, "delivery into new/", `^\* 1 EXISTS$`, func() {
 			Deliver(t, md, []byte(selMsg(1)))
 		})
-		within(t, a, "two deliveries", `^\* 3 EXISTS$`, func() {
+		selWithin(t, a, "two deliveries", `^\* 3 EXISTS$`, func() {
 			Deliver(t, md, []byte(selMsg(2)))
 			Deliver(t, md, []byte(selMsg(3)))
 		})
@@ -111,7 +110,7 @@ func TestIMAPIdle_pop3Deletion(t *testing.T) {
 			t.Fatalf("POP3 login: %q", l)
 		}
 		p.cmd("+OK", "DELE 2")
-		within(t, a, "POP3 QUIT", `^\* 2 EXPUNGE$`, func() {
+		selWithin(t, a, "POP3 QUIT", `^\* 2 EXPUNGE$`, func() {
 			p.cmd("+OK", "QUIT")
 		})
 		a.done()
@@ -137,20 +136,20 @@ func TestIMAPIdle_otherHost(t *testing.T) {
 	a.ok("SELECT INBOX")
 	b.ok("SELECT INBOX")
 	a.idle()
-	within(t, a, "APPEND on host B", `^\* 2 EXISTS$`, func() {
+	selWithin(t, a, "APPEND on host B", `^\* 2 EXISTS$`, func() {
 		raw := selMsg(2)
 		b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
 		b.send(raw)
 		b.expect(`^ap OK`, 5*time.Second)
 	})
-	within(t, a, "STORE on host B", `^\* 1 FETCH \(UID 1 FLAGS \(\\Answered\)\)$`, func() {
+	selWithin(t, a, "STORE on host B", `^\* 1 FETCH \(UID 1 FLAGS \(\\Answered\)\)$`, func() {
 		b.ok(`STORE 1 FLAGS (\Answered)`)
 	})
-	within(t, a, "EXPUNGE on host B", `^\* 1 EXPUNGE$`, func() {
+	selWithin(t, a, "EXPUNGE on host B", `^\* 1 EXPUNGE$`, func() {
 		b.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
 		b.ok("UID EXPUNGE 1")
 	})
-	within(t, a, "delivery seen by host B", `^\* 2 EXISTS$`, func() {
+	selWithin(t, a, "delivery seen by host B", `^\* 2 EXISTS$`, func() {
 		// Host B's watch notices the file (A's does too; whichever indexes
 		// it first, A learns through the feed).
 		Deliver(t, Maildir(t, stB, "alice"), []byte(selMsg(3)))
@@ -169,10 +168,9 @@ func TestIMAPIdle_authenticatedState(t *testing.T) {
 	if out := a.done(); len(out) != 0 {
 		t.Errorf("IDLE in authenticated state sent %q", out)
 	}
-	_ = context.Background
 }
 
-func containsLine(lines []string, want string) bool {
+func selContainsLine(lines []string, want string) bool {
 	for _, l := range lines {
 		if l == want {
 			return true

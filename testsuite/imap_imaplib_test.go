@@ -107,7 +107,7 @@ func TestIMAPImaplib_firstSync(t *testing.T) {
 		var sizes []string
 		for _, m := range msgs {
 			appendMsg(t, st, "alice", m)
-			sizes = append(sizes, strconvItoa(len(strings.ReplaceAll(strings.ReplaceAll(m, "\r\n", "\n"), "\n", "\r\n"))))
+			sizes = append(sizes, selItoa(len(strings.ReplaceAll(strings.ReplaceAll(m, "\r\n", "\n"), "\n", "\r\n"))))
 		}
 		addr := startSelIMAP(t, st)
 		host, port, _ := strings.Cut(addr, ":")
@@ -118,7 +118,7 @@ func TestIMAPImaplib_firstSync(t *testing.T) {
 	})
 }
 
-func strconvItoa(n int) string {
+func selItoa(n int) string {
 	var b [20]byte
 	i := len(b)
 	for {
