@@ -630,3 +630,55 @@ func TestSubscriptions_mirroredForDovecot(t *testing.T) {
 		t.Fatalf("subscriptions file %q, want %q", b, want)
 	}
 }
+
+// TestMove_backAndForth: a message moved away and back, and a file put back
+// by another tool under an expunged message's key, are live messages; the
+// tombstones left behind never swallow them.
+func TestMove_backAndForth(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		in := inbox(t, st, u)
+		arch, _ := st.CreateMailbox(ctx, u.ID, "Archive", "")
+		st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{})
+		for i := 0; i < 3; i++ {
+			from, to := in.ID, arch.ID
+			if i%2 == 1 {
+				from, to = arch.ID, in.ID
+			}
+			l := mustList(t, st, from)
+			if len(l) != 1 {
+				t.Fatalf("round %d: source has %d messages", i, len(l))
+			}
+			if _, err := st.Move(ctx, from, uidsOf(l), to); err != nil {
+				t.Fatal(err)
+			}
+			// Every sync of both sides keeps exactly one live message.
+			time.Sleep(20 * time.Millisecond)
+			if n := len(mustList(t, st, to)) + len(mustList(t, st, from)); n != 1 {
+				t.Fatalf("round %d: %d messages in total", i, n)
+			}
+		}
+		// Another tool restores an expunged message's file under its old key.
+		l := mustList(t, st, arch.ID)
+		ents, _ := os.ReadDir(filepath.Join(testsuite.Folder(root, "Archive"), "cur"))
+		if len(ents) != 1 {
+			t.Fatalf("archive files %v", ents)
+		}
+		saved, _ := os.ReadFile(filepath.Join(testsuite.Folder(root, "Archive"), "cur", ents[0].Name()))
+		if _, err := st.Expunge(ctx, arch.ID, uidsOf(l), false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		os.WriteFile(filepath.Join(testsuite.Folder(root, "Archive"), "cur", ents[0].Name()), saved, 0o600)
+		got := mustList(t, st, arch.ID)
+		if len(got) != 1 || got[0].UID <= l[0].UID {
+			t.Fatalf("restored file not indexed as a new message: %+v (old uid %d)", got, l[0].UID)
+		}
+		if ents, _ := os.ReadDir(filepath.Join(testsuite.Folder(root, "Archive"), "cur")); len(ents) != 1 {
+			t.Fatalf("restored file removed: %v", ents)
+		}
+	})
+}

@@ -400,10 +400,16 @@ func (s *Store) expungeRows(ctx context.Context, b *boxState, uids []UID, onlyDe
 		if modseq, err = bumpModSeq(ctx, q, b.id); err != nil {
 			return err
 		}
+		// A tombstone keeps its file name while the unlink is pending
+		// (see scanCur); with no file to unlink it is cleared at once.
 		var bytes int64
 		for _, r := range rows {
-			if _, err := q.exec(ctx, `UPDATE messages SET expunged = 1, modseq = $1, header = NULL, bodystructure = NULL WHERE mailbox_id = $2 AND uid = $3`,
-				modseq, b.id, int64(r.uid)); err != nil {
+			fn := r.fn
+			if !unlink {
+				fn = ""
+			}
+			if _, err := q.exec(ctx, `UPDATE messages SET expunged = 1, modseq = $1, filename = $2, header = NULL, bodystructure = NULL WHERE mailbox_id = $3 AND uid = $4`,
+				modseq, fn, b.id, int64(r.uid)); err != nil {
 				return err
 			}
 			bytes += r.size
@@ -422,6 +428,7 @@ func (s *Store) expungeRows(ctx context.Context, b *boxState, uids []UID, onlyDe
 	}
 	s.kick(b.id, modseq)
 	out := make([]UID, len(rows))
+	var unlinked []UID
 	for i, r := range rows {
 		out[i] = r.uid
 		if !unlink {
@@ -437,9 +444,27 @@ func (s *Store) expungeRows(ctx context.Context, b *boxState, uids []UID, onlyDe
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn("unlink expunged message", "mailbox", b.id, "uid", r.uid, "err", err)
+			continue
 		}
+		unlinked = append(unlinked, r.uid)
 	}
+	s.unlinkDone(ctx, b.id, unlinked)
 	return out, nil
+}
+
+// unlinkDone records that the files of tombstones are gone, so a file that
+// later shows up with one of their keys is a new message, not a leftover.
+func (s *Store) unlinkDone(ctx context.Context, id MailboxID, uids []UID) {
+	for len(uids) > 0 {
+		n := min(len(uids), 64)
+		clause, args, _ := uidFilter(uids[:n])
+		if _, err := s.db.exec(ctx, `UPDATE messages SET filename = '' WHERE mailbox_id = $1 AND expunged = 1 AND `+clause,
+			append([]any{id}, args...)...); err != nil {
+			s.log.Warn("record unlinked files", "mailbox", id, "err", err)
+			return
+		}
+		uids = uids[n:]
+	}
 }
 
 // lockPair locks two mailboxes' sync mutexes in a fixed order.
@@ -526,12 +551,9 @@ func (s *Store) transfer(ctx context.Context, src MailboxID, uids []UID, dst Mai
 		_, _, extra := parseInfo(oldInfo, skw)
 		info := formatInfo(r.flags, r.keywords, extra, dkw)
 		from := filepath.Join(sb.dir, r.fn)
-		var key string
-		if move {
-			key = r.key
-		} else {
-			key = s.newKey() + keySizes(r.key)
-		}
+		// Moves get a fresh key too: the source keeps a tombstone with the
+		// old key, and a message moved back must not look like it.
+		key := s.newKey() + keySizes(r.key)
 		name := key + ":2," + info
 		to := filepath.Join(db.dir, "cur", name)
 		err := s.placeFile(sb.dir, r.key, from, to, move)
@@ -597,7 +619,7 @@ func (s *Store) transfer(ctx context.Context, src MailboxID, uids []UID, dst Mai
 			srcMod = m
 			var subBytes, subMsgs int64
 			for _, p := range done {
-				n, err := q.exec(ctx, `UPDATE messages SET expunged = 1, modseq = $1, header = NULL, bodystructure = NULL WHERE mailbox_id = $2 AND uid = $3 AND expunged = 0`,
+				n, err := q.exec(ctx, `UPDATE messages SET expunged = 1, modseq = $1, filename = '', header = NULL, bodystructure = NULL WHERE mailbox_id = $2 AND uid = $3 AND expunged = 0`,
 					m, src, int64(p.r.uid))
 				if err != nil {
 					return err

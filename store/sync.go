@@ -230,9 +230,17 @@ func (s *Store) scanCur(ctx context.Context, b *boxState) error {
 		switch {
 		case !ok:
 			fresh = append(fresh, name)
-		case r.expunged:
+		case r.expunged && r.filename != "":
 			// Expunged in the index, unlink was interrupted: finish it.
-			_ = os.Remove(filepath.Join(b.dir, "cur", name))
+			if err := os.Remove(filepath.Join(b.dir, "cur", name)); err == nil || errors.Is(err, fs.ErrNotExist) {
+				s.unlinkDone(ctx, b.id, []UID{r.uid})
+			}
+		case r.expunged:
+			// A file with the key of a message expunged long ago: another
+			// tool put it back (moved it in, restored a backup). It is a
+			// new message; give it a fresh key, as Dovecot does with
+			// duplicate keys, since the old key stays taken.
+			fresh = append(fresh, s.rekey(b, name))
 		case r.filename != "cur/"+name:
 			_, info, _ := splitName(name)
 			f, k, _ := parseInfo(info, kw)
@@ -288,6 +296,19 @@ func (s *Store) scanCur(ctx context.Context, b *boxState) error {
 		}
 	}
 	return nil
+}
+
+// rekey renames a file in cur/ to a fresh key, keeping its size fields
+// and info, and returns the new base name (the old one if the rename
+// failed: then the next sync tries again).
+func (s *Store) rekey(b *boxState, name string) string {
+	key, info, _ := splitName(name)
+	nn := s.newKey() + keySizes(key) + ":2," + info
+	if err := os.Rename(filepath.Join(b.dir, "cur", name), filepath.Join(b.dir, "cur", nn)); err != nil {
+		s.log.Warn("rename reused maildir key", "mailbox", b.id, "file", name, "err", err)
+		return name
+	}
+	return nn
 }
 
 // dovecotUIDs returns the UIDs Dovecot gave the files of a mailbox that has
