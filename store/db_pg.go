@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,25 +59,24 @@ func pgErr(err error) error {
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01":
+		switch {
+		case pe.Code == "40001", pe.Code == "40P01":
 			return fmt.Errorf("%w: %w", errRetry, err)
+		case strings.HasPrefix(pe.Code, "08"), // connection exception
+			strings.HasPrefix(pe.Code, "57P"), // shutdown, crash, cannot connect now
+			pe.Code == "53300":                // too many connections
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
 		}
 		return err
 	}
-	if pgconn.SafeToRetry(err) || isConnError(err) {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
 	}
-	return err
+	// Anything else from the driver that is not an SQL error is the
+	// connection failing: the database is (for now) unavailable.
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-func isConnError(err error) bool {
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) {
-		return true
-	}
-	return pgconn.Timeout(err)
-}
 
 type pgq interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -128,13 +128,17 @@ func (d *pgDB) queryRow(ctx context.Context, q string, args ...any) row {
 
 func (d *pgDB) tx(ctx context.Context, fn func(q querier) error) error {
 	return runTx(ctx, func(ctx context.Context, fn func(q querier) error) error {
+		// A pooled connection that died with a database restart fails
+		// the first statement; before COMMIT nothing happened, so that is
+		// retried on another connection. A failed COMMIT is not: its
+		// outcome is unknown to us.
 		tx, err := d.pool.Begin(ctx)
 		if err != nil {
-			return pgErr(err)
+			return retryUnavailable(pgErr(err))
 		}
 		defer tx.Rollback(ctx) //nolint:errcheck // after Commit it is a no-op
 		if err := fn(pgQuerier{tx}); err != nil {
-			return err
+			return retryUnavailable(err)
 		}
 		return pgErr(tx.Commit(ctx))
 	}, fn)
@@ -142,5 +146,12 @@ func (d *pgDB) tx(ctx context.Context, fn func(q querier) error) error {
 
 func (d *pgDB) notify(ctx context.Context, q querier, payload string) error {
 	_, err := q.exec(ctx, "SELECT pg_notify('postoffice', $1)", payload)
+	return err
+}
+
+func retryUnavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) && !errors.Is(err, errRetry) {
+		return fmt.Errorf("%w: %w", errRetry, err)
+	}
 	return err
 }
