@@ -77,7 +77,6 @@ func pgErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-
 type pgq interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)

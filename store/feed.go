@@ -325,7 +325,7 @@ func (s *Store) kickAll() {
 // listen holds a LISTEN connection to PostgreSQL and turns notices from
 // other hosts into kicks. After a reconnect every watched mailbox is
 // refreshed, so nothing missed while disconnected is lost.
-func (s *Store) listen(pg *pgDB) {
+func (s *Store) listen(pg *pgDB, listening chan<- struct{}) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -354,6 +354,9 @@ func (s *Store) listen(pg *pgDB) {
 			continue
 		}
 		backoff = 100 * time.Millisecond
+		if first {
+			close(listening)
+		}
 		if !first {
 			s.log.Info("change feed: reconnected")
 			s.kickAll()

@@ -73,7 +73,7 @@ func uidFilter(uids []UID) (clause string, args []any, filter map[UID]bool) {
 // exist or were expunged are skipped.
 func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields MessageFields) ([]Message, error) {
 	clause, args, filter := uidFilter(uids)
-	cols := `uid, flags, keywords, size, modseq, internal_date`
+	cols := `uid, flags, keywords, size, modseq, internal_date, maildir_key, filename`
 	if fields&WithHeader != 0 {
 		cols += `, header`
 	}
@@ -85,13 +85,17 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 	if err != nil {
 		return nil, fmt.Errorf("store: fetch messages of mailbox %d: %w", id, err)
 	}
-	defer rs.Close()
 	out := make([]Message, 0, len(uids))
+	type missing struct {
+		i       int
+		key, fn string
+	}
+	var fill []missing
 	for rs.Next() {
 		var uid, fl, size, ms, date int64
-		var kw string
+		var kw, key, fn string
 		var hdr, bs []byte
-		dest := []any{&uid, &fl, &kw, &size, &ms, &date}
+		dest := []any{&uid, &fl, &kw, &size, &ms, &date, &key, &fn}
 		if fields&WithHeader != 0 {
 			dest = append(dest, &hdr)
 		}
@@ -99,6 +103,7 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 			dest = append(dest, &bs)
 		}
 		if err := rs.Scan(dest...); err != nil {
+			rs.Close()
 			return nil, fmt.Errorf("store: fetch messages of mailbox %d: %w", id, err)
 		}
 		if filter != nil && !filter[UID(uid)] {
@@ -109,12 +114,85 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 		if len(bs) > 0 {
 			m.BodyStructure = new(BodyPart)
 			if err := json.Unmarshal(bs, m.BodyStructure); err != nil {
+				rs.Close()
 				return nil, fmt.Errorf("store: decode cached structure of uid %d: %w", uid, err)
 			}
 		}
+		if fields&WithHeader != 0 && len(hdr) == 0 || fields&WithBodyStructure != 0 && len(bs) == 0 {
+			fill = append(fill, missing{len(out), key, fn})
+		}
 		out = append(out, m)
 	}
-	return out, rs.Err()
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("store: fetch messages of mailbox %d: %w", id, err)
+	}
+	if len(fill) == 0 {
+		return out, nil
+	}
+	// Messages indexed from their file names alone: read each once and
+	// cache what it says, so later fetches need not open it.
+	b, err := s.box(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	drop := map[int]bool{}
+	for _, f := range fill {
+		m := &out[f.i]
+		hdr, bs, err := s.fillCache(ctx, b, m.UID, f.key, f.fn)
+		if errors.Is(err, fs.ErrNotExist) {
+			drop[f.i] = true // gone meanwhile; the next sync expunges it
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if fields&WithHeader != 0 {
+			m.Header = hdr
+		}
+		if fields&WithBodyStructure != 0 {
+			m.BodyStructure = new(BodyPart)
+			if err := json.Unmarshal(bs, m.BodyStructure); err != nil {
+				return nil, fmt.Errorf("store: decode structure of uid %d: %w", m.UID, err)
+			}
+		}
+	}
+	if len(drop) > 0 {
+		kept := out[:0]
+		for i, m := range out {
+			if !drop[i] {
+				kept = append(kept, m)
+			}
+		}
+		out = kept
+	}
+	return out, nil
+}
+
+// fillCache reads a message file and stores its header and structure in
+// the index.
+func (s *Store) fillCache(ctx context.Context, b *boxState, uid UID, key, fn string) (hdr, bs []byte, err error) {
+	f, err := os.Open(filepath.Join(b.dir, fn))
+	if errors.Is(err, fs.ErrNotExist) {
+		found, ferr := findByKey(b.dir, key)
+		if ferr != nil {
+			return nil, nil, fs.ErrNotExist
+		}
+		f, err = os.Open(filepath.Join(b.dir, found))
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	hdr, bs, _, err = summarizeJSON(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: read uid %d: %w", uid, err)
+	}
+	if _, err := s.db.exec(ctx, `UPDATE messages SET header = $1, bodystructure = $2 WHERE mailbox_id = $3 AND uid = $4 AND expunged = 0`,
+		hdr, bs, b.id, int64(uid)); err != nil {
+		return nil, nil, fmt.Errorf("store: cache uid %d: %w", uid, err)
+	}
+	return hdr, bs, nil
 }
 
 // OpenMessage opens a message for reading in CRLF form; size is its
@@ -204,7 +282,7 @@ func (s *Store) Append(ctx context.Context, id MailboxID, r io.Reader, flags Fla
 	if err != nil {
 		return nil, err
 	}
-	row, err := readNewRow(filepath.Join(b.dir, "cur"), name, kw)
+	row, err := readNewRow(filepath.Join(b.dir, "cur"), name, kw, false)
 	if err != nil {
 		return nil, fmt.Errorf("store: read back appended message: %w", err)
 	}

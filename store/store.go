@@ -108,8 +108,17 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	s.locks = newMaildropLocks(s)
 	s.ino = newInotifier(s)
 	if pg, ok := s.db.(*pgDB); ok {
+		// Wait (briefly) for the LISTEN connection, so a store that Open
+		// returned hears every change committed after that.
+		listening := make(chan struct{})
 		s.wg.Add(1)
-		go s.listen(pg)
+		go s.listen(pg, listening)
+		select {
+		case <-listening:
+		case <-ctx.Done():
+		case <-time.After(10 * time.Second):
+			s.log.Warn("change feed: LISTEN not up yet; continuing, it keeps trying")
+		}
 	}
 	return s, nil
 }

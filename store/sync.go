@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -432,7 +433,7 @@ func (s *Store) indexFiles(ctx context.Context, b *boxState, names []string, kw 
 		return err
 	}
 	for _, name := range names {
-		r, err := readNewRow(filepath.Join(b.dir, "cur"), name, kw)
+		r, err := readNewRow(filepath.Join(b.dir, "cur"), name, kw, true)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // renamed or removed meanwhile; the next sync sees it
 		}
@@ -451,7 +452,20 @@ func (s *Store) indexFiles(ctx context.Context, b *boxState, names []string, kw 
 	return flush()
 }
 
-func readNewRow(dir, name string, kw *[26]string) (newRow, error) {
+func readNewRow(dir, name string, kw *[26]string, lazy bool) (newRow, error) {
+	key, info, _ := splitName(name)
+	fl, kws, _ := parseInfo(info, kw)
+	if _, w, ok := parseSizesFromKey(key); lazy && ok && w >= 0 {
+		// The name carries the CRLF size (",W=", written by Dovecot, by
+		// us and by some MDAs): index from the name and a stat alone.
+		// The header and structure cache is filled on first use
+		// (Messages), so a huge new mailbox opens in seconds.
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return newRow{}, err
+		}
+		return newRow{key: key, filename: "cur/" + name, flags: fl, keywords: kws, size: w, date: st.ModTime()}, nil
+	}
 	f, err := os.Open(filepath.Join(dir, name))
 	if err != nil {
 		return newRow{}, err
@@ -461,18 +475,22 @@ func readNewRow(dir, name string, kw *[26]string) (newRow, error) {
 	if err != nil {
 		return newRow{}, err
 	}
-	hdr, body, size, err := summarize(f)
+	hdr, bs, size, err := summarizeJSON(f)
 	if err != nil {
 		return newRow{}, err
 	}
-	bs, err := json.Marshal(body)
-	if err != nil {
-		return newRow{}, err
-	}
-	key, info, _ := splitName(name)
-	fl, kws, _ := parseInfo(info, kw)
 	return newRow{key: key, filename: "cur/" + name, flags: fl, keywords: kws, size: size,
 		date: st.ModTime(), header: hdr, bs: bs}, nil
+}
+
+// summarizeJSON is summarize with the structure encoded for the index.
+func summarizeJSON(r io.Reader) (hdr, bs []byte, size int64, err error) {
+	hdr, body, size, err := summarize(r)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	bs, err = json.Marshal(body)
+	return hdr, bs, size, err
 }
 
 // insertRows indexes rows in one transaction: it reserves UIDs for the rows
