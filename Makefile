@@ -13,7 +13,7 @@ RUN_FLAGS := --data $(DATA) \
 	--pop3 127.0.0.1:1110 --pop3s 127.0.0.1:1995 \
 	--plaintext-auth-nets 127.0.0.0/8,::1/128
 
-.PHONY: all help build run test test-short fuzz lint bench clean
+.PHONY: all help build run test test-short fuzz lint bench bench-vs-dovecot soak clean
 
 all: build
 
@@ -25,6 +25,8 @@ help:
 	@echo "make fuzz        every Fuzz target for FUZZTIME (default 30s) each"
 	@echo "make lint        gofmt, go vet, staticcheck $(STATICCHECK_VERSION)"
 	@echo "make bench       benchmarks"
+	@echo "make bench-vs-dovecot  load runs against Dovecot from Debian on the same corpus (root; QUICK=1 for a short run)"
+	@echo "make soak        the chaos soak for DURATION (default 10m)"
 	@echo "make clean       remove bin/ (not $(DATA))"
 
 build:
@@ -71,6 +73,14 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
+
+# Needs root: it installs and runs Dovecot through shared/peers/dovecot-peer.sh.
+bench-vs-dovecot:
+	bash bench/bench-vs-dovecot.sh
+
+DURATION ?= 10m
+soak:
+	SOAK_DURATION=$(DURATION) $(GO) test -run '^TestSoak$$' -count=1 -v -timeout 0 ./testsuite/
 
 clean:
 	rm -rf $(BIN)

@@ -14,12 +14,12 @@ package testsuite
 // Phases, as fractions of SOAK_DURATION (default 60s):
 //
 //	perf-3 (20%)  3 front-ends, no faults: CPU and queries per operation
-//	chaos  (60%)  3 front-ends, SIGKILL + restart every 2-5 s, one PostgreSQL restart
 //	perf-1 (20%)  1 front-end (the other two down): CPU and queries per operation
+//	chaos  (60%)  3 front-ends, SIGKILL + restart every 2-5 s, one PostgreSQL restart
 //
 // Run long:   make soak DURATION=10m
 // Knobs:      SOAK_DURATION, SOAK_USERS (10; 5 clients each), SOAK_THINK (400ms
-// between a client's commands), SOAK_IDLE_MARGIN (3s), SOAK_LOG_LEVEL (warn),
+// between a client's commands), SOAK_IDLE_MARGIN (3s, 5s with -race), SOAK_LOG_LEVEL (warn),
 // SOAK_KEEP=1 keeps the work directory (daemon logs, Maildir tree).
 
 import (
@@ -108,7 +108,11 @@ func TestSoak(t *testing.T) {
 	}
 	total := soakEnvDuration(t, "SOAK_DURATION", 60*time.Second)
 	think := soakEnvDuration(t, "SOAK_THINK", 400*time.Millisecond)
-	margin := soakEnvDuration(t, "SOAK_IDLE_MARGIN", 3*time.Second)
+	defMargin := 3 * time.Second
+	if soakRace {
+		defMargin = 5 * time.Second // race-detector daemons on a busy CI machine
+	}
+	margin := soakEnvDuration(t, "SOAK_IDLE_MARGIN", defMargin)
 	nUsers := 10
 	if v := os.Getenv("SOAK_USERS"); v != "" {
 		fmt.Sscan(v, &nUsers)
@@ -199,6 +203,20 @@ func TestSoak(t *testing.T) {
 	sleep(total / 5)
 	report = append(report, r.endPhase(t, pg, p))
 
+	// perf-1
+	r.enabled.Store(1)
+	r.hosts[1].kill()
+	r.hosts[2].kill()
+	p = r.beginPhase(t, pg, "perf-1")
+	sleep(total / 5)
+	report = append(report, r.endPhase(t, pg, p))
+	for _, h := range r.hosts[1:] {
+		if err := h.start(t); err != nil {
+			t.Fatalf("soak: %v", err)
+		}
+	}
+	r.enabled.Store(7)
+
 	// chaos
 	chaosEnd := time.Now().Add(total * 3 / 5)
 	pgAt := time.Now().Add(total * 3 / 10)
@@ -240,18 +258,6 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak: chaos over: %d SIGKILLs, %d PostgreSQL restart", kills, pgRestarts)
 
-	// perf-1
-	r.enabled.Store(1)
-	r.hosts[1].kill()
-	r.hosts[2].kill()
-	p = r.beginPhase(t, pg, "perf-1")
-	sleep(total / 5)
-	report = append(report, r.endPhase(t, pg, p))
-	for _, h := range r.hosts[1:] {
-		if err := h.start(t); err != nil {
-			t.Fatalf("soak: %v", err)
-		}
-	}
 	for _, h := range r.hosts {
 		if err := h.ensureUp(t); err != nil {
 			t.Fatalf("soak: %v", err)

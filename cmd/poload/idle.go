@@ -23,7 +23,7 @@ type idleConn struct {
 // runIdle opens --conns connections (users spread round-robin), each
 // SELECT INBOX + IDLE. Once all are idle it measures the server's memory
 // per connection (pss_per_conn_kb: the slope of PSS over the number of
-// connections, sampled at each quarter; pss_total_per_conn_kb: the growth over the PSS before
+// connections, sampled at each quarter or eighth; pss_total_per_conn_kb: the growth over the PSS before
 // connecting, per connection) and the CPU an idle second costs, then
 // delivers one message per user into new/ and measures, per connection,
 // the time from that user's delivery until EXISTS arrives.
@@ -45,11 +45,14 @@ func runIdle(ctx context.Context, cfg *config) (r result) {
 	}
 	conns := make([]*idleConn, cfg.conns)
 	t0 := time.Now()
-	// Connect in quarters and sample memory after each: the least-squares
+	// Connect in quarters (eighths from 400 on) and sample memory after each: the least-squares
 	// slope of PSS over the connection count is the cost of one more idle
 	// connection, mostly free of what the logins themselves leave behind
 	// (argon2 buffers a garbage-collected server has not yet collected).
-	const steps = 4
+	steps := 4
+	if cfg.conns >= 400 {
+		steps = 8 // more points, less noise
+	}
 	r.CPUSeconds, r.CPUPer1000 = -1, -1
 	var idleS treeSample
 	var xs, ys []float64
@@ -157,9 +160,6 @@ func runIdle(ctx context.Context, cfg *config) (r result) {
 	}
 	if missed > 0 {
 		m.fail(fmt.Errorf("%d of %d connections saw no EXISTS within %s", missed, len(live), cfg.timeout))
-	}
-	if r.Seconds > 0 {
-		r.OpsPerS = float64(r.Ops) / r.Seconds
 	}
 	return r
 }

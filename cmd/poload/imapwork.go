@@ -12,13 +12,32 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
+// patientConn stretches the deadlines imapclient sets (30 s for a
+// response): a first SELECT of a 100,000-message mailbox may take longer,
+// and that is a figure to report, not an error.
+type patientConn struct{ net.Conn }
+
+func (c patientConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() {
+		t = t.Add(10 * time.Minute)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c patientConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() {
+		t = t.Add(10 * time.Minute)
+	}
+	return c.Conn.SetDeadline(t)
+}
+
 // dialIMAP connects and logs in.
 func dialIMAP(cfg *config, user string, opts *imapclient.Options) (*imapclient.Client, error) {
 	conn, err := net.DialTimeout("tcp", cfg.addr, 30*time.Second)
 	if err != nil {
 		return nil, err
 	}
-	c := imapclient.New(conn, opts)
+	c := imapclient.New(patientConn{conn}, opts)
 	if err := c.WaitGreeting(); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("greeting: %w", err)

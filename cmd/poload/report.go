@@ -108,6 +108,10 @@ func writeTable(w io.Writer, rs []result, ours, base string) {
 		if r.MBPerS > 0 {
 			mbs = fmt.Sprintf("%.1f", r.MBPerS)
 		}
+		opsPerS := fmt.Sprintf("%.1f", r.OpsPerS)
+		if r.OpsPerS == 0 || strings.HasPrefix(r.Workload, "idle") {
+			opsPerS = "-" // idle: connections are not a rate
+		}
 		cpu := "-"
 		if r.CPUPer1000 >= 0 {
 			cpu = fmt.Sprintf("%.3f", r.CPUPer1000)
@@ -122,11 +126,15 @@ func writeTable(w io.Writer, rs []result, ours, base string) {
 			other = append(other, fmt.Sprintf("**%d errors**: %.80s", r.Errors, r.FirstError))
 		}
 		ratio := ""
-		if b := find(r.Workload, base); r.Server == ours && b != nil {
+		b := find(r.Workload, base)
+		if b == nil && r.Workload == "idle-big" {
+			b = find("idle", base) // a per-process server's cost per connection does not depend on N
+		}
+		if r.Server == ours && b != nil {
 			ratio = ratios(r, *b)
 		}
-		fmt.Fprintf(w, "| %s | %s | %d | %d %s | %.1f | %s | %s | %.1f (%.1f) | %s | %s |\n",
-			r.Workload, r.Server, r.Conns, r.Ops, r.OpUnit, r.OpsPerS, mbs, cpu, r.PSSEndMB, r.PSSMaxMB,
+		fmt.Fprintf(w, "| %s | %s | %d | %d %s | %s | %s | %s | %.1f (%.1f) | %s | %s |\n",
+			r.Workload, r.Server, r.Conns, r.Ops, r.OpUnit, opsPerS, mbs, cpu, r.PSSEndMB, r.PSSMaxMB,
 			strings.Join(other, ", "), ratio)
 	}
 }
@@ -136,7 +144,7 @@ func writeTable(w io.Writer, rs []result, ours, base string) {
 func ratios(o, b result) string {
 	var out []string
 	add := func(name string, x, y float64) {
-		if y > 0 && x >= 0 {
+		if y > 0 && x > 0 {
 			out = append(out, fmt.Sprintf("%s ×%.2f", name, x/y))
 		}
 	}
