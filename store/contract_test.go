@@ -682,3 +682,28 @@ func TestMove_backAndForth(t *testing.T) {
 		}
 	})
 }
+
+// TestSync_sameTickDelivery: a delivery into new/ that leaves the
+// directory mtime as it was (same clock tick) is found by the verifying
+// scan once the mtime has settled.
+func TestSync_sameTickDelivery(t *testing.T) {
+	st := testsuite.NewStore(t, testsuite.SQLite)
+	u := testsuite.MustUser(t, st, "alice", "pw")
+	root := testsuite.Maildir(t, st, "alice")
+	in := inbox(t, st, u)
+	testsuite.Deliver(t, root, []byte(lfMsg))
+	if l := mustList(t, st, in.ID); len(l) != 1 {
+		t.Fatalf("first delivery: %v", l)
+	}
+	mustList(t, st, in.ID) // records new/'s mtime after our move to cur/
+	fi, _ := os.Stat(filepath.Join(root, "new"))
+	testsuite.Deliver(t, root, []byte(lfMsg))
+	os.Chtimes(filepath.Join(root, "new"), fi.ModTime(), fi.ModTime()) // same tick
+	if l := mustList(t, st, in.ID); len(l) != 1 {
+		t.Fatalf("same-tick delivery seen before the settle window (test premise broken): %v", l)
+	}
+	time.Sleep(1200 * time.Millisecond)
+	if l := mustList(t, st, in.ID); len(l) != 2 {
+		t.Fatalf("same-tick delivery not found after the settle window: %v", l)
+	}
+}

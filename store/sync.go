@@ -72,7 +72,7 @@ func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
 		defer func(start time.Time) { s.opts.OnSync(time.Since(start)) }(time.Now())
 	}
 	moved := false
-	if mtNew != b.mtNew || b.mtNew == 0 {
+	if recheck || mtNew != b.mtNew || b.mtNew == 0 {
 		if moved, err = s.moveNew(b); err != nil {
 			return err
 		}
@@ -82,20 +82,29 @@ func (s *Store) syncLocked(ctx context.Context, b *boxState) error {
 			return err
 		}
 	}
+	// A directory mtime younger than mtimeSettle may be shared by a
+	// change still to come (coarse timestamps, NFS). Trust it for now, so
+	// a busy mailbox does not rescan on every event, but schedule one
+	// verifying scan once it has settled. The index row only gets settled
+	// values, for cold starts.
 	now := time.Now().UnixNano()
-	clean := func(mt int64) int64 {
+	newest := max(mtNew, mtCur)
+	if now-newest < int64(mtimeSettle) && b.recheckAt.IsZero() {
+		b.recheckAt = time.Unix(0, newest).Add(mtimeSettle + 50*time.Millisecond)
+	}
+	settled := func(mt int64) int64 {
 		if now-mt < int64(mtimeSettle) {
 			return 0
 		}
 		return mt
 	}
-	nNew, nCur := clean(mtNew), clean(mtCur)
 	if moved {
-		nNew = 0 // our own renames moved it; look again next time
+		mtNew = 0 // our own renames moved it; look again next time
 	}
-	if nNew != b.mtNew || nCur != b.mtCur {
-		b.mtNew, b.mtCur = nNew, nCur
-		if _, err := s.db.exec(ctx, `UPDATE mailboxes SET dir_mtime_new = $1, dir_mtime_cur = $2 WHERE id = $3`, nNew, nCur, b.id); err != nil {
+	if mtNew != b.mtNew || mtCur != b.mtCur {
+		b.mtNew, b.mtCur = mtNew, mtCur
+		if _, err := s.db.exec(ctx, `UPDATE mailboxes SET dir_mtime_new = $1, dir_mtime_cur = $2 WHERE id = $3`,
+			settled(mtNew), settled(mtCur), b.id); err != nil {
 			return fmt.Errorf("store: record mtimes of mailbox %d: %w", b.id, err)
 		}
 	}
@@ -130,7 +139,11 @@ func (s *Store) endOwn(b *boxState, wasClean bool) {
 		return
 	}
 	b.mtCur = mt
-	b.recheckAt = time.Now().Add(recheckDelay)
+	if b.recheckAt.IsZero() {
+		// Not postponed by later changes: a busy mailbox still gets its
+		// verifying scan every recheckDelay.
+		b.recheckAt = time.Now().Add(recheckDelay)
+	}
 }
 
 func (s *Store) missingDir(b *boxState, err error) error {
