@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -47,6 +48,14 @@ type Options struct {
 	// argon2 one holds its memory parameter. Zero means 2×GOMAXPROCS.
 	// Verify waits for a slot (or its context).
 	MaxConcurrent int
+	// CacheTTL, when positive, remembers successful logins for that long,
+	// so a client that logs in again with the same password skips the
+	// (deliberately slow) hash comparison, as Dovecot's auth cache does.
+	// Entries are keyed by a keyed hash (HMAC-SHA256 with a random
+	// per-process key) of the user name, the stored hash and the password:
+	// a changed password or hash misses at once, and the cache holds no
+	// password. Failures are never cached. Zero: no cache.
+	CacheTTL time.Duration
 	// Logger receives login failures (Info: user and remote only), lockouts
 	// (Warn) and unusable stored hashes (Error). Nil discards.
 	Logger *slog.Logger
@@ -75,6 +84,8 @@ type Verifier struct {
 	compare func(hash, password string) (bool, error)
 
 	ok, failed, throttled atomic.Uint64
+
+	cache *loginCache // nil: no cache
 }
 
 // New returns a Verifier. It computes one argon2id hash (the dummy that
@@ -112,6 +123,7 @@ func New(opts Options) (*Verifier, error) {
 		compare: func(hash, password string) (bool, error) {
 			return compareHash(hash, password, defaultLimits)
 		},
+		cache: newLoginCache(opts.CacheTTL),
 	}, nil
 }
 
@@ -169,6 +181,13 @@ func (v *Verifier) check(ctx context.Context, name, password string) (hash strin
 	if !found {
 		hash = v.dummy
 	}
+	var ck [32]byte
+	if found && !disabled && v.cache != nil {
+		ck = v.cache.key(name, hash, password)
+		if v.cache.hit(ck) {
+			return hash, true, nil
+		}
+	}
 	if err := v.acquire(ctx); err != nil {
 		return "", false, fmt.Errorf("auth: verify %q: %w", name, err)
 	}
@@ -182,7 +201,11 @@ func (v *Verifier) check(ctx context.Context, name, password string) (hash strin
 		_, _ = v.compare(v.dummy, password)
 		return "", false, nil
 	}
-	return hash, match && found && !disabled, nil
+	ok = match && found && !disabled
+	if ok && v.cache != nil {
+		v.cache.add(ck)
+	}
+	return hash, ok, nil
 }
 
 // upgrade replaces a weaker stored hash after a successful login.

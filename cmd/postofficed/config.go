@@ -94,9 +94,10 @@ func authOptions(c *config.Config, st passwordStore, log *slog.Logger) auth.Opti
 			}
 			return hash, disabled, true, nil
 		},
-		Rehash: st.SetPassword,
-		Argon2: c.Argon2(),
-		Logger: log,
+		Rehash:   st.SetPassword,
+		Argon2:   c.Argon2(),
+		CacheTTL: c.AuthCacheTTL,
+		Logger:   log,
 	}
 }
 

@@ -46,6 +46,7 @@ type Config struct {
 	Argon2Time         int             // argon2-time
 	Argon2MemoryKiB    int             // argon2-memory (KiB)
 	Argon2Threads      int             // argon2-threads
+	AuthCacheTTL       time.Duration   // auth-cache-ttl; 0: off
 
 	// Source is the config file that was read; empty if none.
 	Source string
@@ -140,6 +141,8 @@ func Keys() []Key {
 			positive(func(c *Config) *int { return &c.Argon2MemoryKiB })},
 		{"argon2-threads", "1", "argon2id lanes for new password hashes (1-255)",
 			positive(func(c *Config) *int { return &c.Argon2Threads })},
+		{"auth-cache-ttl", "1h", "how long a successful login is remembered so the same password skips the slow hash check (like Dovecot's auth_cache_ttl); a changed password misses at once; 0 turns the cache off",
+			duration(func(c *Config) *time.Duration { return &c.AuthCacheTTL })},
 	}
 }
 
