@@ -707,3 +707,34 @@ func TestSync_sameTickDelivery(t *testing.T) {
 		t.Fatalf("same-tick delivery not found after the settle window: %v", l)
 	}
 }
+
+// TestRename_otherHost: after a rename on one host, another host that had
+// the mailbox cached finds it under its new name and can deliver into it.
+func TestRename_otherHost(t *testing.T) {
+	o := store.Options{DatabaseURL: testsuite.NewDatabaseURL(t)}
+	st1 := testsuite.NewStoreAt(t, o)
+	o.DataDir = testsuite.Options(t, st1).DataDir
+	st2 := testsuite.NewStoreAt(t, o)
+	ctx := ctxT(t)
+	u := testsuite.MustUser(t, st1, "alice", "pw")
+	f1, err := st1.CreateMailbox(ctx, u.ID, "F1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st2.Append(ctx, f1.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+		t.Fatal(err) // st2 now has F1's directory cached
+	}
+	if err := st1.RenameMailbox(ctx, u.ID, "F1", "R2"); err != nil {
+		t.Fatal(err)
+	}
+	r2, err := st2.Mailbox(ctx, u.ID, "R2")
+	if err != nil || r2.ID != f1.ID {
+		t.Fatalf("R2 on the other host: %+v %v", r2, err)
+	}
+	if _, err := st2.Append(ctx, r2.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+		t.Fatalf("append on the other host after rename: %v", err)
+	}
+	if l := mustList(t, st2, r2.ID); len(l) != 2 {
+		t.Fatalf("messages after rename: %v", l)
+	}
+}

@@ -371,6 +371,9 @@ func (s *Store) listen(pg *pgDB, listening chan<- struct{}) {
 				break
 			}
 			if e, ok := s.events.fromNotice(n.Payload); ok {
+				if e.Kind != MailboxCreated {
+					s.forgetUser(e.User) // paths of renamed or deleted folders changed
+				}
 				s.events.publish(e)
 				continue
 			}

@@ -45,7 +45,16 @@ func (s *Store) box(ctx context.Context, id MailboxID) (*boxState, error) {
 	b := s.boxes[id]
 	s.mu.Unlock()
 	if b != nil {
-		return b, nil
+		// Another host may have renamed the folder; its notice drops our
+		// entry too, but may still be on its way. One stat tells.
+		if _, err := os.Stat(b.dir); err == nil {
+			return b, nil
+		}
+		s.mu.Lock()
+		if s.boxes[id] == b {
+			delete(s.boxes, id)
+		}
+		s.mu.Unlock()
 	}
 	m, err := scanMailbox(s.db.queryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1`, id))
 	if errors.Is(err, errNoRows) {

@@ -46,6 +46,7 @@ type soakWatcher struct {
 	roundStart time.Time
 
 	rounds, reconnects int
+	vanished           []soakAdd // gone across a reconnect: checked once acknowledgements had time to arrive
 }
 
 func (w *soakWatcher) handler() *imapclient.UnilateralDataHandler {
@@ -137,8 +138,27 @@ func (u *soakUser) uidvalidityOf(folder string) uint32 {
 	return u.uidvalidity[folder]
 }
 
+// checkVanished counts messages that vanished across a reconnect though
+// no removal was acknowledged within the margin after.
+func (w *soakWatcher) checkVanished(all bool) {
+	var keep []soakAdd
+	for _, v := range w.vanished {
+		if !all && time.Since(v.at) < w.margin {
+			keep = append(keep, v)
+			continue
+		}
+		if w.u.inst("INBOX", v.id).state == soakPresent {
+			w.r.st.idleMissed.Add(1)
+			w.r.st.note("idle missed", "%s %s: %s was in the view before a reconnect at %s, is not after it, and was not deleted",
+				w.who, w.u.name, v.id, v.at.Format("15:04:05.000"))
+		}
+	}
+	w.vanished = keep
+}
+
 // checkRound counts what a round of IDLE from start to end missed.
 func (w *soakWatcher) checkRound(start, end time.Time) {
+	w.checkVanished(false)
 	u := w.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
@@ -235,9 +255,8 @@ func (w *soakWatcher) session(s *soakIMAP, u *soakUser, rng *mrand.Rand, final <
 		w.announced[e.id] = true
 	}
 	for id := range prev {
-		if !w.announced[id] && u.inst("INBOX", id).state == soakPresent {
-			r.st.idleMissed.Add(1)
-			r.st.note("idle missed", "%s %s: %s was in the view before a reconnect, is not after it, and was not deleted", w.who, u.name, id)
+		if !w.announced[id] {
+			w.vanished = append(w.vanished, soakAdd{id, time.Now()})
 		}
 	}
 	w.mu.Unlock()
@@ -284,6 +303,7 @@ func (w *soakWatcher) session(s *soakIMAP, u *soakUser, rng *mrand.Rand, final <
 // finalCheck compares the view with a fresh listing, after everything
 // settled.
 func (w *soakWatcher) finalCheck(s *soakIMAP, u *soakUser) bool {
+	w.checkVanished(true)
 	w.mu.Lock()
 	view := append([]soakWEntry(nil), w.view...)
 	w.mu.Unlock()

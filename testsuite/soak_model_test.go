@@ -114,7 +114,7 @@ type soakStats struct {
 	filesNoRow, rowsNoFile, corrupt   atomic.Int64
 	hostsDisagree, folderAnomaly      atomic.Int64
 	foreign, panics, races, unsettled atomic.Int64
-	hung, crashes                     atomic.Int64
+	hung, crashes, listFail           atomic.Int64
 
 	mu       sync.Mutex
 	examples map[string][]string

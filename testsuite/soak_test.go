@@ -386,7 +386,8 @@ func (r *soakRun) check(t *testing.T, pg *soakPG) {
 		for _, h := range r.hosts {
 			v, uvs, err := r.listAll(h, u)
 			if err != nil {
-				t.Errorf("soak: final listing of %s through host %d: %v\n%s", u.name, h.idx+1, err, r.dumpUser(pg, u))
+				st.listFail.Add(1)
+				st.note("final listing", "%s through host %d: %v\n%s", u.name, h.idx+1, err, r.dumpUser(pg, u))
 				continue
 			}
 			for name, uv := range uvs {
@@ -639,6 +640,7 @@ func (r *soakRun) printResult(t *testing.T, total time.Duration, kills, pgRestar
 		{"message contents corrupted", st.corrupt.Load()},
 		{"messages without X-Soak-ID", st.foreign.Load()},
 		{"hosts disagreeing on a user's mail", st.hostsDisagree.Load()},
+		{"final listings failed (LIST/EXAMINE/FETCH)", st.listFail.Load()},
 		{"folder anomalies", st.folderAnomaly.Load()},
 		{"folder operations left unsettled", st.unsettled.Load()},
 		{"commands left unanswered", st.hung.Load()},
