@@ -78,9 +78,12 @@ bench:
 bench-vs-dovecot:
 	bash bench/bench-vs-dovecot.sh
 
-DURATION ?= 10m
+# The chaos soak runs its own throwaway PostgreSQL (initdb/pg_ctl). No -race:
+# the long soak measures CPU; `make test` runs the 60 s version with -race.
+DURATION     ?= 10m
+SOAK_TIMEOUT ?= 3h
 soak:
-	SOAK_DURATION=$(DURATION) $(GO) test -run '^TestSoak$$' -count=1 -v -timeout 0 ./testsuite/
+	SOAK_DURATION=$(DURATION) $(GO) test -run '^TestSoak$$' -count=1 -v -timeout $(SOAK_TIMEOUT) $(TESTFLAGS) ./testsuite/
 
 clean:
 	rm -rf $(BIN)
