@@ -74,19 +74,9 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 		var byUID map[store.UID]*store.Message
 		if needStore {
-			uids := make([]store.UID, len(batch))
-			for i, idx := range batch {
-				uids[i] = sel.uids[idx]
-			}
-			ctx, cancel := s.selCtx()
-			msgs, err := s.mailStore().Messages(ctx, sel.mbox.ID, uids, fields)
-			cancel()
-			if err != nil {
-				return s.imapError(err)
-			}
-			byUID = make(map[store.UID]*store.Message, len(msgs))
-			for i := range msgs {
-				byUID[msgs[i].UID] = &msgs[i]
+			var err error
+			if byUID, err = s.cachedMessages(sel, batch, fields); err != nil {
+				return err
 			}
 		}
 		for _, idx := range batch {
@@ -423,4 +413,24 @@ func clampU32(n int64) uint32 {
 		return ^uint32(0)
 	}
 	return uint32(n)
+}
+
+// cachedMessages loads the index data of the view positions in batch
+// (one store query), keyed by UID. Messages expunged meanwhile are absent.
+func (s *session) cachedMessages(sel *selected, batch []int, fields store.MessageFields) (map[store.UID]*store.Message, error) {
+	uids := make([]store.UID, len(batch))
+	for i, idx := range batch {
+		uids[i] = sel.uids[idx]
+	}
+	ctx, cancel := s.selCtx()
+	msgs, err := s.mailStore().Messages(ctx, sel.mbox.ID, uids, fields)
+	cancel()
+	if err != nil {
+		return nil, s.imapError(err)
+	}
+	byUID := make(map[store.UID]*store.Message, len(msgs))
+	for i := range msgs {
+		byUID[msgs[i].UID] = &msgs[i]
+	}
+	return byUID, nil
 }

@@ -170,19 +170,9 @@ func (s *session) searchView(sel *selected, c *imap.SearchCriteria) ([]int, erro
 	flush := func() error {
 		var byUID map[store.UID]*store.Message
 		if needs.info {
-			uids := make([]store.UID, len(batch))
-			for i, idx := range batch {
-				uids[i] = sel.uids[idx]
-			}
-			ctx, cancel := s.selCtx()
-			msgs, err := s.mailStore().Messages(ctx, sel.mbox.ID, uids, fields)
-			cancel()
-			if err != nil {
-				return s.imapError(err)
-			}
-			byUID = make(map[store.UID]*store.Message, len(msgs))
-			for i := range msgs {
-				byUID[msgs[i].UID] = &msgs[i]
+			var err error
+			if byUID, err = s.cachedMessages(sel, batch, fields); err != nil {
+				return err
 			}
 		}
 		for _, idx := range batch {
