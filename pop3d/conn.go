@@ -244,6 +244,11 @@ func (c *conn) reply(err error) error {
 		return err
 	case errors.As(err, &re):
 		c.writeLine("-ERR " + re.Error())
+	case errors.Is(err, store.ErrUnavailable):
+		// The index database is down (login lookups, maildrop): tell the
+		// client to come back, as storeError does for the maildrop.
+		c.log.Warn("mail store unavailable", "err", err)
+		c.writeLine("-ERR [SYS/TEMP] mail store temporarily unavailable")
 	default:
 		c.log.Error("internal error", "err", err)
 		c.writeLine("-ERR [SYS/TEMP] internal server error")
