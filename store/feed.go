@@ -216,26 +216,16 @@ func (r *watchRec) sync(ctx context.Context) {
 	}
 }
 
-// refresh reads every change past the record's MODSEQ from the index.
+// refresh reads every change past the record's MODSEQ from the index. One
+// query in the usual case: rows are stamped with the MODSEQ of their
+// transaction, and transactions bumping a mailbox's MODSEQ commit in MODSEQ
+// order (the mailbox row lock), so the newest row seen bounds what is
+// complete. Only when no row changed is the mailbox row read, to follow a
+// bump without message rows or notice a deleted mailbox.
 func (r *watchRec) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	have := r.modseq.Load()
-	var hm int64
-	err := r.s.db.queryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, r.id).Scan(&hm)
-	if errors.Is(err, errNoRows) {
-		r.gone.Store(true)
-		r.signal(have + 1)
-		return
-	}
-	if err != nil {
-		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
-		r.retryLater()
-		return
-	}
-	if uint64(hm) <= have {
-		return
-	}
 	rs, err := r.s.db.query(ctx, `SELECT uid, flags, keywords, size, modseq, expunged FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY modseq, uid`, r.id, int64(have))
 	if err != nil {
 		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
@@ -243,7 +233,7 @@ func (r *watchRec) refresh(ctx context.Context) {
 		return
 	}
 	var changes []Change
-	newest := uint64(hm)
+	var newest uint64
 	for rs.Next() {
 		var uid, fl, size, ms, exp int64
 		var kw string
@@ -260,6 +250,24 @@ func (r *watchRec) refresh(ctx context.Context) {
 	if err := rs.Err(); err != nil {
 		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
 		r.retryLater()
+		return
+	}
+	if len(changes) == 0 {
+		var hm int64
+		err := r.s.db.queryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, r.id).Scan(&hm)
+		if errors.Is(err, errNoRows) {
+			r.gone.Store(true)
+			r.signal(have + 1)
+			return
+		}
+		if err != nil {
+			r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
+			r.retryLater()
+			return
+		}
+		if uint64(hm) > have {
+			r.signal(uint64(hm))
+		}
 		return
 	}
 	r.mu.Lock()

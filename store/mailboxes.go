@@ -56,23 +56,23 @@ func (s *Store) box(ctx context.Context, id MailboxID) (*boxState, error) {
 		}
 		s.mu.Unlock()
 	}
-	m, err := scanMailbox(s.db.queryRow(ctx, `SELECT `+mailboxCols+` FROM mailboxes WHERE id = $1`, id))
+	var userID UserID
+	var name string
+	var mtNew, mtCur int64
+	err := s.db.queryRow(ctx, `SELECT user_id, name, dir_mtime_new, dir_mtime_cur FROM mailboxes WHERE id = $1`, id).
+		Scan(&userID, &name, &mtNew, &mtCur)
 	if errors.Is(err, errNoRows) {
 		return nil, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
 	}
-	var mtNew, mtCur int64
-	if err := s.db.queryRow(ctx, `SELECT dir_mtime_new, dir_mtime_cur FROM mailboxes WHERE id = $1`, id).Scan(&mtNew, &mtCur); err != nil {
-		return nil, fmt.Errorf("store: load mailbox %d: %w", id, err)
-	}
-	u, err := s.UserByID(ctx, m.UserID)
+	u, err := s.UserByID(ctx, userID)
 	if err != nil {
 		return nil, err
 	}
 	root := s.MaildirPath(u)
-	b = &boxState{id: id, user: m.UserID, root: root, dir: filepath.Join(root, dirName(m.Name)), mtNew: mtNew, mtCur: mtCur}
+	b = &boxState{id: id, user: userID, root: root, dir: filepath.Join(root, dirName(name)), mtNew: mtNew, mtCur: mtCur}
 	s.mu.Lock()
 	if old := s.boxes[id]; old != nil {
 		b = old
@@ -345,17 +345,8 @@ func (s *Store) CreateMailbox(ctx context.Context, u UserID, name, specialUse st
 	} else if !errors.Is(err, ErrNoMailbox) {
 		return nil, err
 	}
-	levels := strings.Split(name, string(Delimiter))
-	for i := 1; i < len(levels); i++ {
-		parent := strings.Join(levels[:i], string(Delimiter))
-		if parent == Inbox {
-			continue
-		}
-		if _, err := s.Mailbox(ctx, u, parent); errors.Is(err, ErrNoMailbox) {
-			if _, err := s.CreateMailbox(ctx, u, parent, ""); err != nil && !errors.Is(err, ErrMailboxExists) {
-				return nil, err
-			}
-		}
+	if err := s.ensureParents(ctx, u, name); err != nil {
+		return nil, err
 	}
 	dir := filepath.Join(root, dirName(name))
 	if err := initMaildir(dir); err != nil {
@@ -385,6 +376,24 @@ func (s *Store) CreateMailbox(ctx context.Context, u UserID, name, specialUse st
 	}
 	s.events.publish(MailboxEvent{MailboxCreated, u, MailboxID(newID), name})
 	return s.mailboxByName(ctx, u, name)
+}
+
+// ensureParents creates the missing superior mailboxes of name (RFC 9051
+// §6.3.4: CREATE makes the hierarchy above the new name), INBOX aside.
+func (s *Store) ensureParents(ctx context.Context, u UserID, name string) error {
+	levels := strings.Split(name, string(Delimiter))
+	for i := 1; i < len(levels); i++ {
+		parent := strings.Join(levels[:i], string(Delimiter))
+		if parent == Inbox {
+			continue
+		}
+		if _, err := s.Mailbox(ctx, u, parent); errors.Is(err, ErrNoMailbox) {
+			if _, err := s.CreateMailbox(ctx, u, parent, ""); err != nil && !errors.Is(err, ErrMailboxExists) {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // children returns the names of the mailboxes below name.
@@ -501,18 +510,8 @@ func (s *Store) RenameMailbox(ctx context.Context, u UserID, from, to string) er
 		return err
 	}
 	root := s.MaildirPath(user)
-	// Parents of the new name.
-	levels := strings.Split(to, string(Delimiter))
-	for i := 1; i < len(levels); i++ {
-		parent := strings.Join(levels[:i], string(Delimiter))
-		if parent == Inbox {
-			continue
-		}
-		if _, err := s.Mailbox(ctx, u, parent); errors.Is(err, ErrNoMailbox) {
-			if _, err := s.CreateMailbox(ctx, u, parent, ""); err != nil && !errors.Is(err, ErrMailboxExists) {
-				return err
-			}
-		}
+	if err := s.ensureParents(ctx, u, to); err != nil {
+		return err
 	}
 	type mv struct {
 		id       MailboxID
