@@ -738,3 +738,114 @@ func TestRename_otherHost(t *testing.T) {
 		t.Fatalf("messages after rename: %v", l)
 	}
 }
+
+// TestWatch_concurrentWriters follows a mailbox's change feed while writers
+// on two stores (two hosts with PostgreSQL) append, flag and expunge at
+// once. Whatever the interleaving of commits and refreshes, the view built
+// from ChangesSince alone must end equal to the index.
+func TestWatch_concurrentWriters(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		o := store.Options{PollInterval: time.Hour}
+		if backend == testsuite.Postgres {
+			o.DatabaseURL = testsuite.NewDatabaseURL(t)
+		}
+		st1 := testsuite.NewStoreAt(t, o)
+		st2 := st1
+		if backend == testsuite.Postgres {
+			o.DataDir = testsuite.Options(t, st1).DataDir
+			st2 = testsuite.NewStoreAt(t, o)
+		}
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st1, "alice", "pw")
+		in := inbox(t, st1, u)
+		w, err := st1.Watch(ctx, in.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		view := map[store.UID]store.Flags{}
+		seen := w.ModSeq()
+		follow := func() {
+			c, cur, ok := w.ChangesSince(seen)
+			if !ok {
+				t.Fatal("change log no longer reaches the view")
+			}
+			for _, ch := range c {
+				if ch.Expunged {
+					delete(view, ch.UID)
+				} else {
+					view[ch.UID] = ch.Flags
+				}
+			}
+			seen = cur
+		}
+		stop := make(chan struct{})
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			for {
+				ch := w.Changed()
+				follow()
+				select {
+				case <-ch:
+				case <-stop:
+					return
+				}
+			}
+		}()
+		const writers, rounds = 6, 30
+		errs := make(chan error, writers)
+		for g := 0; g < writers; g++ {
+			st := st1
+			if g%2 == 1 {
+				st = st2
+			}
+			go func() {
+				var err error
+				defer func() { errs <- err }()
+				for i := 0; i < rounds && err == nil; i++ {
+					var res *store.AppendResult
+					if res, err = st.Append(ctx, in.ID, strings.NewReader(lfMsg), 0, nil, time.Time{}); err != nil {
+						return
+					}
+					uid := res.UID
+					if _, err = st.SetFlags(ctx, in.ID, []store.UID{uid}, store.FlagsAdd, store.FlagSeen, nil); err != nil {
+						return
+					}
+					if i%3 == 0 {
+						_, err = st.Expunge(ctx, in.ID, []store.UID{uid}, false)
+					}
+				}
+			}()
+		}
+		for g := 0; g < writers; g++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := mustList(t, st1, in.ID)
+		final, err := st1.Mailbox(ctx, u.ID, "INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.After(10 * time.Second)
+		for w.ModSeq() < final.HighestModSeq {
+			select {
+			case <-deadline:
+				t.Fatalf("feed stuck at %d, want %d", w.ModSeq(), final.HighestModSeq)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		close(stop)
+		<-followed
+		follow()
+		if len(view) != len(want) {
+			t.Fatalf("feed view has %d messages, index %d", len(view), len(want))
+		}
+		for _, m := range want {
+			if f, ok := view[m.UID]; !ok || f != m.Flags {
+				t.Errorf("UID %d: feed view flags %v (present %v), index %v", m.UID, f, ok, m.Flags)
+			}
+		}
+	})
+}

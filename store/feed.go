@@ -216,35 +216,45 @@ func (r *watchRec) sync(ctx context.Context) {
 	}
 }
 
-// refresh reads every change past the record's MODSEQ from the index. One
-// query in the usual case: rows are stamped with the MODSEQ of their
-// transaction, and transactions bumping a mailbox's MODSEQ commit in MODSEQ
-// order (the mailbox row lock), so the newest row seen bounds what is
-// complete. Only when no row changed is the mailbox row read, to follow a
-// bump without message rows or notice a deleted mailbox.
+// refresh reads every change past the record's MODSEQ from the index, in
+// one statement: the mailbox's HIGHESTMODSEQ joined with the message rows
+// stamped above what the record has. One statement is one snapshot, so the
+// rows are exactly the changes up to that HIGHESTMODSEQ; reading the two in
+// separate statements would let a transaction commit in between and its
+// rows be skipped for good. No row at all means the mailbox is gone.
 func (r *watchRec) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	have := r.modseq.Load()
-	rs, err := r.s.db.query(ctx, `SELECT uid, flags, keywords, size, modseq, expunged FROM messages WHERE mailbox_id = $1 AND modseq > $2 ORDER BY modseq, uid`, r.id, int64(have))
+	rs, err := r.s.db.query(ctx, `SELECT b.highest_modseq, m.uid, m.flags, m.keywords, m.size, m.modseq, m.expunged
+		FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND m.modseq > $2
+		WHERE b.id = $1 ORDER BY m.modseq, m.uid`, r.id, int64(have))
 	if err != nil {
 		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
 		r.retryLater()
 		return
 	}
 	var changes []Change
-	var newest uint64
+	var hm int64
+	found := false
 	for rs.Next() {
-		var uid, fl, size, ms, exp int64
-		var kw string
-		if err := rs.Scan(&uid, &fl, &kw, &size, &ms, &exp); err != nil {
+		var uid, fl, size, ms, exp *int64
+		var kw *string
+		if err := rs.Scan(&hm, &uid, &fl, &kw, &size, &ms, &exp); err != nil {
 			rs.Close()
 			r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
 			r.retryLater()
 			return
 		}
-		changes = append(changes, Change{UID: UID(uid), Flags: Flags(fl), Keywords: splitKeywords(kw), Size: size, ModSeq: uint64(ms), Expunged: exp != 0})
-		newest = max(newest, uint64(ms))
+		found = true
+		if uid == nil {
+			continue // no message changed: the LEFT JOIN's lone mailbox row
+		}
+		c := Change{UID: UID(*uid), Flags: Flags(*fl), Size: *size, ModSeq: uint64(*ms), Expunged: *exp != 0}
+		if kw != nil {
+			c.Keywords = splitKeywords(*kw)
+		}
+		changes = append(changes, c)
 	}
 	rs.Close()
 	if err := rs.Err(); err != nil {
@@ -252,19 +262,12 @@ func (r *watchRec) refresh(ctx context.Context) {
 		r.retryLater()
 		return
 	}
+	if !found {
+		r.gone.Store(true)
+		r.signal(have + 1)
+		return
+	}
 	if len(changes) == 0 {
-		var hm int64
-		err := r.s.db.queryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, r.id).Scan(&hm)
-		if errors.Is(err, errNoRows) {
-			r.gone.Store(true)
-			r.signal(have + 1)
-			return
-		}
-		if err != nil {
-			r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
-			r.retryLater()
-			return
-		}
 		if uint64(hm) > have {
 			r.signal(uint64(hm))
 		}
@@ -282,7 +285,7 @@ func (r *watchRec) refresh(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	r.signal(newest)
+	r.signal(max(uint64(hm), changes[len(changes)-1].ModSeq))
 }
 
 func (r *watchRec) retryLater() {
