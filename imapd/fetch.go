@@ -68,18 +68,35 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 
 	expunged := false
 	batch := make([]int, 0, fetchBatch)
+	var ents []*fetchEntry
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
+		// Parsed structures from the server's cache; when every message of
+		// the batch has what is asked for, the index need not return the
+		// raw header and structure at all.
+		ents = ents[:0]
+		batchFields := fields
+		if options.Envelope || options.BodyStructure != nil {
+			all := true
+			for _, idx := range batch {
+				e := s.srv.fetchCache.get(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, sel.uids[idx]})
+				ents = append(ents, e)
+				all = all && e != nil && (!options.Envelope || e.env != nil) && (options.BodyStructure == nil || e.bs != nil)
+			}
+			if all && !needsHeader(options) {
+				batchFields &^= store.WithHeader | store.WithBodyStructure
+			}
+		}
 		var byUID map[store.UID]*store.Message
 		if needStore {
 			var err error
-			if byUID, err = s.cachedMessages(sel, batch, fields); err != nil {
+			if byUID, err = s.cachedMessages(sel, batch, batchFields); err != nil {
 				return err
 			}
 		}
-		for _, idx := range batch {
+		for i, idx := range batch {
 			uid := sel.uids[idx]
 			var m *store.Message
 			if needStore {
@@ -88,7 +105,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 					continue
 				}
 			}
-			err := s.fetchOne(w, sel, idx, m, options, flagsChanged[uid])
+			var e *fetchEntry
+			if i < len(ents) {
+				e = ents[i]
+			}
+			err := s.fetchOne(w, sel, idx, m, e, options, flagsChanged[uid])
 			if errors.Is(err, store.ErrNoMessage) {
 				expunged = true
 				continue
@@ -215,7 +236,7 @@ type preparedSection struct {
 // fetchOne writes the FETCH response of the message at view index idx.
 // Everything that can fail (files included) is opened before the response
 // starts, so a message gone meanwhile is skipped, not cut off.
-func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m *store.Message, o *imap.FetchOptions, flagsChanged bool) error {
+func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m *store.Message, cached *fetchEntry, o *imap.FetchOptions, flagsChanged bool) error {
 	uid := sel.uids[idx]
 	var src *msgSource
 	if m != nil {
@@ -269,13 +290,37 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 		}
 		secs = append(secs, preparedSection{sizeOnly: bs, size: c.size})
 	}
-	var env *imap.Envelope
+	var env, newEnv *imap.Envelope
 	if o.Envelope {
-		env = envelopeOf(m.Header)
+		if cached != nil && cached.env != nil {
+			env = cached.env
+		} else {
+			env = envelopeOf(m.Header)
+			if len(m.Header) > 0 { // not a message whose file vanished
+				newEnv = env
+			}
+		}
 	}
-	var bs imap.BodyStructure
+	var bs, newBS imap.BodyStructure
 	if o.BodyStructure != nil {
-		bs = bodyStructureOf(m.BodyStructure, m.Size)
+		if cached != nil && cached.bs != nil {
+			bs = cached.bs
+		} else {
+			bs = bodyStructureOf(m.BodyStructure, m.Size)
+			if m.BodyStructure != nil {
+				newBS = bs
+			}
+		}
+	}
+	if newEnv != nil || newBS != nil {
+		cost := 0
+		if newEnv != nil {
+			cost += envelopeCost(len(m.Header))
+		}
+		if newBS != nil {
+			cost += structureCost(m.BodyStructure)
+		}
+		s.srv.fetchCache.put(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, uid}, newEnv, newBS, cost)
 	}
 
 	rw := w.CreateMessage(uint32(idx + 1))

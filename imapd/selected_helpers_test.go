@@ -54,7 +54,7 @@ func newSelEnv(t testing.TB, backend string) *selEnv {
 }
 
 // newSelEnvOn starts a server over st; with mkUser it creates alice.
-func newSelEnvOn(t testing.TB, st *store.Store, mkUser bool, log *slog.Logger) *selEnv {
+func newSelEnvOn(t testing.TB, st *store.Store, mkUser bool, log *slog.Logger, opts ...func(*imapd.Options)) *selEnv {
 	t.Helper()
 	e := &selEnv{st: st}
 	ctx := context.Background()
@@ -75,14 +75,18 @@ func newSelEnvOn(t testing.TB, st *store.Store, mkUser bool, log *slog.Logger) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv, err = imapd.New(imapd.Options{
+	o := imapd.Options{
 		Store:             st,
 		Auth:              v,
 		PlaintextAuthNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Logger:            log,
 		MaxConnsPerUser:   -1,
 		MaxConnsPerIP:     -1,
-	})
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	e.srv, err = imapd.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -104,6 +104,10 @@ type Options struct {
 	// ObserveCommand, if set, is called after every command the session
 	// handles, with its name and duration (metrics). Nil: nothing.
 	ObserveCommand func(name string, d time.Duration)
+	// FetchCacheBytes bounds the cache of parsed ENVELOPE and BODYSTRUCTURE
+	// values shared by all sessions (fetchcache.go). Zero:
+	// DefaultFetchCacheBytes; negative: no cache.
+	FetchCacheBytes int
 	// Debug, if set, receives the raw protocol stream of every connection,
 	// passwords included. For debugging only; New logs a warning.
 	Debug io.Writer
@@ -120,6 +124,7 @@ type Server struct {
 	maxPerUser  int
 	special     []specialFolder
 	debugMu     sync.Mutex // serialises writes to opts.Debug
+	fetchCache  *fetchCache
 
 	ctx    context.Context // parent of every session context; cancelled by Close
 	cancel context.CancelFunc
@@ -198,6 +203,14 @@ func New(o Options) (*Server, error) {
 	}
 	if s.appendLimit < maxSmallLiteral {
 		s.appendLimit = maxSmallLiteral
+	}
+	switch {
+	case o.FetchCacheBytes == 0:
+		s.fetchCache = newFetchCache(DefaultFetchCacheBytes)
+	case o.FetchCacheBytes > 0:
+		s.fetchCache = newFetchCache(o.FetchCacheBytes)
+	default:
+		s.fetchCache = newFetchCache(0)
 	}
 	if s.maxPerIP == 0 {
 		s.maxPerIP = DefaultMaxConnsPerIP

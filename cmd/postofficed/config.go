@@ -110,6 +110,15 @@ func connLimit(n int) int {
 	return n
 }
 
+// fetchCacheBytes maps imap-fetch-cache-mb (0: off) to
+// imapd.Options.FetchCacheBytes (negative: off).
+func fetchCacheBytes(mb int) int {
+	if mb == 0 {
+		return -1
+	}
+	return mb << 20
+}
+
 func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger, m *metrics.Proto) imapd.Options {
 	return imapd.Options{
 		Store:             st,
@@ -120,6 +129,7 @@ func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certif
 		SpecialFolders:    c.SpecialFolderMap(),
 		MaxConnsPerIP:     connLimit(c.MaxConnsPerIP),
 		MaxConnsPerUser:   connLimit(c.MaxConnsPerUser),
+		FetchCacheBytes:   fetchCacheBytes(c.IMAPFetchCacheMB),
 		Logger:            log,
 	}
 }

@@ -47,6 +47,7 @@ type Config struct {
 	Argon2MemoryKiB    int             // argon2-memory (KiB)
 	Argon2Threads      int             // argon2-threads
 	AuthCacheTTL       time.Duration   // auth-cache-ttl; 0: off
+	IMAPFetchCacheMB   int             // imap-fetch-cache-mb; 0: off
 
 	// Source is the config file that was read; empty if none.
 	Source string
@@ -143,6 +144,8 @@ func Keys() []Key {
 			positive(func(c *Config) *int { return &c.Argon2Threads })},
 		{"auth-cache-ttl", "1h", "how long a successful login is remembered so the same password skips the slow hash check (like Dovecot's auth_cache_ttl); a changed password misses at once; 0 turns the cache off",
 			duration(func(c *Config) *time.Duration { return &c.AuthCacheTTL })},
+		{"imap-fetch-cache-mb", "64", "memory (MB) for parsed ENVELOPE and BODYSTRUCTURE values shared by all IMAP sessions, so repeated header fetches skip parsing; 0 turns the cache off",
+			count(func(c *Config) *int { return &c.IMAPFetchCacheMB })},
 	}
 }
 

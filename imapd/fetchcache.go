@@ -1,0 +1,126 @@
+package imapd
+
+import (
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+
+	"github.com/postoffice/postoffice/store"
+)
+
+// The parsed-structure cache.
+//
+// ENVELOPE and BODYSTRUCTURE come from the index (the raw header and the
+// structure, cached at first indexing), but turning them into the library's
+// structures costs a header parse and a decode on every FETCH, which is most
+// of a header fetch's CPU. A message's header and structure never change
+// for its (mailbox, UIDVALIDITY, UID), so the parsed forms are cached here,
+// shared by every session of the server, and never go stale: an expunged
+// message's entry is simply never asked for again and ages out.
+//
+// The cache has two generations. Entries go into the current one; when its
+// estimated size passes half the budget it becomes the old one and the old
+// one is dropped. A hit in the old generation moves the entry back. This is
+// LRU-like at the cost of one map operation, with no per-entry links.
+//
+// The library only reads the structures it is given, so one value can be
+// written by many sessions at once.
+
+// DefaultFetchCacheBytes is the parsed-structure cache's default budget.
+const DefaultFetchCacheBytes = 64 << 20
+
+type fetchKey struct {
+	mbox     store.MailboxID
+	validity uint32
+	uid      store.UID
+}
+
+type fetchEntry struct {
+	env  *imap.Envelope     // nil: not parsed yet
+	bs   imap.BodyStructure // nil: not converted yet
+	cost int
+}
+
+type fetchCache struct {
+	half int // bytes per generation; 0: the cache is off
+
+	mu       sync.Mutex
+	cur, old map[fetchKey]*fetchEntry // guarded by mu
+	curCost  int                      // guarded by mu
+}
+
+func newFetchCache(budget int) *fetchCache {
+	c := &fetchCache{half: budget / 2}
+	if c.half > 0 {
+		c.cur = map[fetchKey]*fetchEntry{}
+	}
+	return c
+}
+
+// get returns the cached entry of a message, or nil.
+func (c *fetchCache) get(k fetchKey) *fetchEntry {
+	if c.half <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.cur[k]; e != nil {
+		return e
+	}
+	if e := c.old[k]; e != nil {
+		delete(c.old, k)
+		c.addLocked(k, e)
+		return e
+	}
+	return nil
+}
+
+// put stores the parsed forms of a message. Either may be nil; a later put
+// for the same key fills in what the earlier one lacked. Entries are never
+// modified after they are published: put replaces them.
+func (c *fetchCache) put(k fetchKey, env *imap.Envelope, bs imap.BodyStructure, cost int) {
+	if c.half <= 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := &fetchEntry{env: env, bs: bs, cost: cost}
+	if prev := c.cur[k]; prev != nil {
+		c.curCost -= prev.cost
+		if e.env == nil {
+			e.env = prev.env
+		}
+		if e.bs == nil {
+			e.bs = prev.bs
+		}
+		e.cost += prev.cost
+	}
+	c.addLocked(k, e)
+}
+
+func (c *fetchCache) addLocked(k fetchKey, e *fetchEntry) {
+	c.cur[k] = e
+	c.curCost += e.cost
+	if c.curCost > c.half {
+		c.old, c.cur, c.curCost = c.cur, map[fetchKey]*fetchEntry{}, 0
+	}
+}
+
+// envelopeCost estimates the memory of an envelope parsed from a header of
+// n bytes: its strings are a subset of the header, plus the structs.
+func envelopeCost(headerLen int) int { return 256 + headerLen/2 }
+
+// structureCost estimates the memory of a converted body structure.
+func structureCost(p *store.BodyPart) int {
+	if p == nil {
+		return 128
+	}
+	n := 256 + len(p.MessageHeader)/2
+	for _, c := range p.Children {
+		n += structureCost(c)
+	}
+	if p.Message != nil {
+		n += structureCost(p.Message)
+	}
+	return n
+}
