@@ -347,12 +347,15 @@ func (s *Server) accept(c net.Conn, implicitTLS bool) {
 // library. It returns as soon as the library's goroutine runs.
 func (s *Server) start(tc *trackedConn, implicitTLS, overLimit bool) {
 	log := s.log.With("proto", "imap", "conn", tc.id, "remote", tc.remote.String())
-	var c net.Conn = tc
+	// Write coalescing goes under TLS (here, and under the library's own
+	// STARTTLS): the library tells a TLS session by its *tls.Conn.
+	cc := newCoalescingConn(tc)
+	var c net.Conn = cc
 	if implicitTLS {
-		tlsConn := tls.Server(tc, s.tlsConfig)
-		_ = tc.SetDeadline(time.Now().Add(handshakeTimeout))
+		tlsConn := tls.Server(cc, s.tlsConfig)
+		_ = cc.SetDeadline(time.Now().Add(handshakeTimeout))
 		err := tlsConn.Handshake()
-		_ = tc.SetDeadline(time.Time{})
+		_ = cc.SetDeadline(time.Time{})
 		if err != nil {
 			log.Debug("TLS handshake failed", "err", err)
 			_ = tc.Conn.Close()
