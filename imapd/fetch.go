@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-message/textproto"
 
@@ -57,8 +58,8 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	}
 
 	var fields store.MessageFields
-	needStore := options.InternalDate || options.RFC822Size || options.Envelope || options.BodyStructure != nil ||
-		len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needsBody := len(options.BodySection) > 0 || len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0
+	needStore := options.InternalDate || options.RFC822Size || options.Envelope || options.BodyStructure != nil || needsBody
 	if options.Envelope || needsHeader(options) {
 		fields |= store.WithHeader
 	}
@@ -76,21 +77,25 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		// Parsed structures from the server's cache; when every message of
 		// the batch has what is asked for, the index need not return the
 		// raw header and structure at all.
+		// With no body section asked for and every message cached, the
+		// index is not asked at all (a message another session expunged
+		// meanwhile is then still answered from the cache, as RFC 9051
+		// allows until this session reports the EXPUNGE).
 		ents = ents[:0]
-		batchFields := fields
-		if options.Envelope || options.BodyStructure != nil {
+		batchFields, batchStore := fields, needStore
+		if needStore && !needsBody {
 			all := true
 			for _, idx := range batch {
 				e := s.srv.fetchCache.get(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, sel.uids[idx]})
 				ents = append(ents, e)
 				all = all && e != nil && (!options.Envelope || e.env != nil) && (options.BodyStructure == nil || e.bs != nil)
 			}
-			if all && !needsHeader(options) {
-				batchFields &^= store.WithHeader | store.WithBodyStructure
+			if all {
+				batchStore = false
 			}
 		}
 		var byUID map[store.UID]*store.Message
-		if needStore {
+		if batchStore {
 			var err error
 			if byUID, err = s.cachedMessages(sel, batch, batchFields); err != nil {
 				return err
@@ -99,7 +104,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		for i, idx := range batch {
 			uid := sel.uids[idx]
 			var m *store.Message
-			if needStore {
+			if batchStore {
 				if m = byUID[uid]; m == nil {
 					expunged = true
 					continue
@@ -320,7 +325,14 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 		if newBS != nil {
 			cost += structureCost(m.BodyStructure)
 		}
-		s.srv.fetchCache.put(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, uid}, newEnv, newBS, cost)
+		s.srv.fetchCache.put(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, uid}, newEnv, newBS, m.Size, m.InternalDate, cost)
+	}
+	size, date := int64(0), time.Time{}
+	switch {
+	case m != nil:
+		size, date = m.Size, m.InternalDate
+	case cached != nil:
+		size, date = cached.size, cached.date
 	}
 
 	rw := w.CreateMessage(uint32(idx + 1))
@@ -331,10 +343,10 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 		rw.WriteFlags(sel.msgFlags(idx))
 	}
 	if o.InternalDate {
-		rw.WriteInternalDate(m.InternalDate)
+		rw.WriteInternalDate(date)
 	}
 	if o.RFC822Size {
-		rw.WriteRFC822Size(m.Size)
+		rw.WriteRFC822Size(size)
 	}
 	if o.Envelope {
 		rw.WriteEnvelope(env)

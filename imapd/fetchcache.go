@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 
@@ -13,10 +14,12 @@ import (
 // ENVELOPE and BODYSTRUCTURE come from the index (the raw header and the
 // structure, cached at first indexing), but turning them into the library's
 // structures costs a header parse and a decode on every FETCH, which is most
-// of a header fetch's CPU. A message's header and structure never change
-// for its (mailbox, UIDVALIDITY, UID), so the parsed forms are cached here,
+// of a header fetch's CPU, and loading them from the index most of the
+// rest. A message's header, structure, size and internal date never change
+// for its (mailbox, UIDVALIDITY, UID), so they are cached here, parsed,
 // shared by every session of the server, and never go stale: an expunged
-// message's entry is simply never asked for again and ages out.
+// message's entry is simply never asked for again and ages out. A FETCH of
+// only cached items (no body sections) does not ask the index at all.
 //
 // The cache has two generations. Entries go into the current one; when its
 // estimated size passes half the budget it becomes the old one and the old
@@ -38,6 +41,8 @@ type fetchKey struct {
 type fetchEntry struct {
 	env  *imap.Envelope     // nil: not parsed yet
 	bs   imap.BodyStructure // nil: not converted yet
+	size int64              // RFC822.SIZE
+	date time.Time          // INTERNALDATE
 	cost int
 }
 
@@ -78,13 +83,13 @@ func (c *fetchCache) get(k fetchKey) *fetchEntry {
 // put stores the parsed forms of a message. Either may be nil; a later put
 // for the same key fills in what the earlier one lacked. Entries are never
 // modified after they are published: put replaces them.
-func (c *fetchCache) put(k fetchKey, env *imap.Envelope, bs imap.BodyStructure, cost int) {
+func (c *fetchCache) put(k fetchKey, env *imap.Envelope, bs imap.BodyStructure, size int64, date time.Time, cost int) {
 	if c.half <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := &fetchEntry{env: env, bs: bs, cost: cost}
+	e := &fetchEntry{env: env, bs: bs, size: size, date: date, cost: cost}
 	if prev := c.cur[k]; prev != nil {
 		c.curCost -= prev.cost
 		if e.env == nil {

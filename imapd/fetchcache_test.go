@@ -33,7 +33,7 @@ func TestFetchCache_sameAnswers(t *testing.T) {
 			}
 			uids = append(uids, on.appendMsg(t, "INBOX", raw, 0))
 		}
-		const cmd = "UID FETCH 1:* (UID RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY)"
+		const cmd = "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY)"
 		fetch := func(e *selEnv) []string {
 			r := e.raw(t)
 			r.ok("EXAMINE INBOX")
