@@ -178,6 +178,12 @@ func (g *guard) sent(p []byte) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.mode != guardAwaitCont {
+		// Nothing pending: only where lines begin matters (most output,
+		// message bodies included, takes this path).
+		g.sentBOL = p[len(p)-1] == '\n'
+		return
+	}
 	for i, b := range p {
 		bol := (i == 0 && g.sentBOL) || (i > 0 && p[i-1] == '\n')
 		if !bol || g.mode != guardAwaitCont {
