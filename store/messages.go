@@ -9,15 +9,51 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 )
 
 // List returns the messages of a mailbox in UID order, and the mailbox's
-// HIGHESTMODSEQ read before the rows (so replaying changes past it is always
-// safe). Call Sync first to see outside deliveries.
+// HIGHESTMODSEQ: the listing has every change up to it, maybe some later
+// ones (so replaying changes past it is always safe). Call Sync first to
+// see outside deliveries.
+//
+// Listings of big mailboxes are cached (see listcache.go) and the same
+// slice is returned to every caller until the mailbox changes: callers
+// must not modify the result (neither its elements nor their Keywords).
 func (s *Store) List(ctx context.Context, id MailboxID) ([]MessageInfo, uint64, error) {
+	budget := s.listBudget()
+	if budget > 0 {
+		if infos, modseq, ok := s.lists.get(id); ok {
+			out, hm, err := s.listSince(ctx, id, infos, modseq)
+			switch {
+			case err == nil:
+				if hm != modseq {
+					s.lists.put(id, hm, out, budget)
+				}
+				return out, hm, nil
+			case errors.Is(err, ErrNoMailbox):
+				s.lists.drop(id)
+				return nil, 0, err
+			case errors.Is(err, errStaleSnapshot):
+				s.lists.drop(id)
+			default:
+				return nil, 0, err
+			}
+		}
+	}
+	out, hm, err := s.listAll(ctx, id)
+	if err == nil && budget > 0 {
+		s.lists.put(id, hm, out, budget)
+	}
+	return out, hm, err
+}
+
+// listAll reads the whole listing of a mailbox: HIGHESTMODSEQ first, then
+// the rows, so the rows have at least every change up to it.
+func (s *Store) listAll(ctx context.Context, id MailboxID) ([]MessageInfo, uint64, error) {
 	var hm int64
 	if err := s.db.queryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, id).Scan(&hm); err != nil {
 		if errors.Is(err, errNoRows) {
@@ -42,7 +78,7 @@ func (s *Store) List(ctx context.Context, id MailboxID) ([]MessageInfo, uint64, 
 	if err := rs.Err(); err != nil {
 		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
 	}
-	return out, uint64(hm), nil
+	return slices.Clip(out), uint64(hm), nil
 }
 
 // uidQuery builds the WHERE clause for a UID list: a range scan filtered in

@@ -38,6 +38,11 @@ type Options struct {
 	// commit to this host receiving its notice (metrics; includes clock
 	// skew between hosts).
 	OnNotify func(time.Duration)
+	// ListCacheEntries bounds the List cache: snapshots of the listings
+	// of mailboxes with at least 256 messages, kept up to date from the
+	// index's MODSEQs, evicted least recently used first. It counts
+	// messages (about 60 bytes each). Zero: 500,000; negative: no cache.
+	ListCacheEntries int
 }
 
 // Store is the mail store: per-user Maildirs plus the index. It is safe for
@@ -52,6 +57,7 @@ type Store struct {
 	boxes   map[MailboxID]*boxState // guarded by mu
 	watches map[MailboxID]*watchRec // guarded by mu
 	kwMu    sync.Mutex              // serialises dovecot-keywords updates
+	lists   listCache               // List snapshots of big mailboxes
 
 	events  *eventHub
 	locks   *maildropLocks
