@@ -245,7 +245,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 	uid := sel.uids[idx]
 	var src *msgSource
 	if m != nil {
-		src = &msgSource{s: s, mbox: sel.mbox.ID, uid: uid, size: m.Size, header: m.Header}
+		src = &msgSource{s: s, mbox: sel.mbox.ID, uid: uid, size: m.Size, header: m.Header, loaded: m}
 	}
 
 	var secs []preparedSection

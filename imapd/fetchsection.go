@@ -47,13 +47,17 @@ type msgSource struct {
 	s      *session
 	mbox   store.MailboxID
 	uid    store.UID
-	size   int64  // RFC822.SIZE
-	header []byte // cached raw header (with the blank line); nil if not loaded
+	size   int64          // RFC822.SIZE
+	header []byte         // cached raw header (with the blank line); nil if not loaded
+	loaded *store.Message // what Messages returned, if anything: opens without an index lookup
 }
 
 func (m *msgSource) open() (io.ReadCloser, error) {
 	ctx, cancel := m.s.selCtx()
 	defer cancel()
+	if m.loaded != nil {
+		return m.s.mailStore().OpenLoaded(ctx, m.mbox, m.loaded)
+	}
 	rc, _, err := m.s.mailStore().OpenMessage(ctx, m.mbox, m.uid)
 	return rc, err
 }

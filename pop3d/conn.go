@@ -72,6 +72,7 @@ type message struct {
 	seen      bool // \Seen at the snapshot
 	retrieved bool // sent whole by RETR in this session
 	deleted   bool
+	loaded    *store.Message // where its file is, once loaded (loadAhead)
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {

@@ -34,6 +34,8 @@ type Store interface {
 	Sync(ctx context.Context, m store.MailboxID) error
 	List(ctx context.Context, m store.MailboxID) ([]store.MessageInfo, uint64, error)
 	OpenMessage(ctx context.Context, m store.MailboxID, uid store.UID) (io.ReadCloser, int64, error)
+	Messages(ctx context.Context, m store.MailboxID, uids []store.UID, fields store.MessageFields) ([]store.Message, error)
+	OpenLoaded(ctx context.Context, m store.MailboxID, msg *store.Message) (io.ReadCloser, error)
 	Expunge(ctx context.Context, m store.MailboxID, uids []store.UID, onlyDeleted bool) ([]store.UID, error)
 	SetFlags(ctx context.Context, m store.MailboxID, uids []store.UID, op store.FlagOp, flags store.Flags, keywords []string) ([]store.Change, error)
 	LockMaildrop(ctx context.Context, u store.UserID) (func(), error)

@@ -201,6 +201,43 @@ func (c *conn) cmdTop(cmd command) error {
 	return c.sendMessage(args[0], lines)
 }
 
+// loadAhead is how many messages one index query locates for RETR/TOP.
+const loadAhead = 64
+
+// loadAhead makes sure message i (0-based) knows where its file is: when it
+// does not, it and up to loadAhead-1 following messages are located with one
+// index query, so a client fetching the maildrop in order costs one query
+// per loadAhead messages, not one per message. A message missing from the
+// answer was expunged meanwhile and stays unloaded.
+func (c *conn) loadAhead(ctx context.Context, i int) error {
+	if c.msgs[i].loaded != nil {
+		return nil
+	}
+	var idx []int
+	var uids []store.UID
+	for j := i; j < len(c.msgs) && len(uids) < loadAhead; j++ {
+		if m := &c.msgs[j]; m.loaded == nil && !m.deleted {
+			idx = append(idx, j)
+			uids = append(uids, m.uid)
+		}
+	}
+	if len(uids) == 0 { // i itself is marked deleted; callers check that first
+		return nil
+	}
+	ms, err := c.srv.opts.Store.Messages(ctx, c.mbox.ID, uids, 0)
+	if err != nil {
+		return err
+	}
+	byUID := make(map[store.UID]*store.Message, len(ms))
+	for k := range ms {
+		byUID[ms[k].UID] = &ms[k]
+	}
+	for _, j := range idx {
+		c.msgs[j].loaded = byUID[c.msgs[j].uid]
+	}
+	return nil
+}
+
 var (
 	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 32<<10) }}
 	// 64 KiB: the store's CRLF reader fills half of what it is given.
@@ -217,7 +254,14 @@ func (c *conn) sendMessage(arg string, lines int) error {
 		return err
 	}
 	ctx, cancel := c.storeCtx()
-	rc, _, err := c.srv.opts.Store.OpenMessage(ctx, c.mbox.ID, m.uid)
+	var rc io.ReadCloser
+	if err = c.loadAhead(ctx, n-1); err == nil {
+		if m.loaded != nil {
+			rc, err = c.srv.opts.Store.OpenLoaded(ctx, c.mbox.ID, m.loaded)
+		} else {
+			err = fmt.Errorf("%w: uid %d", store.ErrNoMessage, m.uid)
+		}
+	}
 	cancel()
 	if err != nil {
 		if errors.Is(err, store.ErrNoMessage) {

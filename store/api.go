@@ -101,6 +101,8 @@ type Message struct {
 	InternalDate  time.Time
 	Header        []byte    // the raw header in CRLF form, with the blank line; only with WithHeader
 	BodyStructure *BodyPart // only with WithBodyStructure
+
+	key, file string // where the file was when loaded; for OpenLoaded
 }
 
 // MessageFields selects the cached data Messages loads.

@@ -849,3 +849,56 @@ func TestWatch_concurrentWriters(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenLoaded opens messages from what Messages returned: directly, after
+// another tool renamed the file, after an expunge (the file is still
+// there until the unlink), and after the file is gone.
+func TestOpenLoaded(t *testing.T) {
+	testsuite.Backends(t, func(t *testing.T, backend string) {
+		st := testsuite.NewStore(t, backend)
+		ctx := ctxT(t)
+		u := testsuite.MustUser(t, st, "alice", "pw")
+		root := testsuite.Maildir(t, st, "alice")
+		in := inbox(t, st, u)
+		p1 := testsuite.DeliverCur(t, root, []byte(lfMsg), "2,")
+		p2 := testsuite.DeliverCur(t, root, []byte(lfMsg), "2,S")
+		l := mustList(t, st, in.ID)
+		ms, err := st.Messages(ctx, in.ID, uidsOf(l), 0)
+		if err != nil || len(ms) != 2 {
+			t.Fatalf("messages: %v %v", ms, err)
+		}
+		want := strings.ReplaceAll(lfMsg, "\n", "\r\n")
+		read := func(m *store.Message) (string, error) {
+			t.Helper()
+			rc, err := st.OpenLoaded(ctx, in.ID, m)
+			if err != nil {
+				return "", err
+			}
+			defer rc.Close()
+			b, err := io.ReadAll(rc)
+			return string(b), err
+		}
+		if got, err := read(&ms[0]); err != nil || got != want {
+			t.Fatalf("open: %q %v", got, err)
+		}
+		// Renamed by another tool: found again by key.
+		if err := os.Rename(p1, strings.TrimSuffix(p1, ":2,")+":2,F"); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := read(&ms[0]); err != nil || got != want {
+			t.Fatalf("open after rename: %q %v", got, err)
+		}
+		// Gone: ErrNoMessage.
+		if err := os.Remove(p2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := read(&ms[1]); !errors.Is(err, store.ErrNoMessage) {
+			t.Fatalf("open of a removed file: %v, want ErrNoMessage", err)
+		}
+		// A Message without a location (not from Messages) is looked up.
+		m := store.Message{MessageInfo: store.MessageInfo{UID: ms[0].UID}}
+		if got, err := read(&m); err != nil || got != want {
+			t.Fatalf("open by UID: %q %v", got, err)
+		}
+	})
+}

@@ -146,7 +146,7 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 			continue
 		}
 		m := Message{MessageInfo: MessageInfo{UID: UID(uid), Flags: Flags(fl), Keywords: splitKeywords(kw), Size: size, ModSeq: uint64(ms)},
-			InternalDate: fromNanos(date), Header: hdr}
+			InternalDate: fromNanos(date), Header: hdr, key: key, file: fn}
 		if len(bs) > 0 {
 			m.BodyStructure = new(BodyPart)
 			if err := json.Unmarshal(bs, m.BodyStructure); err != nil {
@@ -249,25 +249,49 @@ func (s *Store) OpenMessage(ctx context.Context, id MailboxID, uid UID) (io.Read
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: open uid %d: %w", uid, err)
 	}
+	rc, err := s.openFile(ctx, b, uid, key, fn)
+	return rc, size, err
+}
+
+// OpenLoaded opens a message that Messages returned, like OpenMessage but
+// without asking the index again: the file is looked for where it was when
+// loaded (and by its key if renamed since). A message expunged after it was
+// loaded opens as long as its file is there.
+func (s *Store) OpenLoaded(ctx context.Context, id MailboxID, m *Message) (io.ReadCloser, error) {
+	if m.key == "" {
+		rc, _, err := s.OpenMessage(ctx, id, m.UID)
+		return rc, err
+	}
+	b, err := s.box(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.openFile(ctx, b, m.UID, m.key, m.file)
+}
+
+// openFile opens message uid's file fn, or finds it again by key when
+// another host or tool renamed it.
+func (s *Store) openFile(ctx context.Context, b *boxState, uid UID, key, fn string) (io.ReadCloser, error) {
+	id := b.id
 	f, err := os.Open(filepath.Join(b.dir, fn))
 	if errors.Is(err, fs.ErrNotExist) {
 		// Renamed elsewhere: re-resolve by key (one listing).
 		found, ferr := findByKey(b.dir, key)
 		if ferr != nil {
-			return nil, 0, fmt.Errorf("%w: uid %d: file is gone", ErrNoMessage, uid)
+			return nil, fmt.Errorf("%w: uid %d: file is gone", ErrNoMessage, uid)
 		}
-		if _, err := s.db.exec(ctx, `UPDATE messages SET filename = $1 WHERE mailbox_id = $2 AND uid = $3`, found, id, int64(uid)); err != nil {
+		if _, err := s.db.exec(ctx, `UPDATE messages SET filename = $1 WHERE mailbox_id = $2 AND uid = $3 AND expunged = 0`, found, id, int64(uid)); err != nil {
 			s.log.Warn("record renamed file", "mailbox", id, "uid", uid, "err", err)
 		}
 		f, err = os.Open(filepath.Join(b.dir, found))
 	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, fmt.Errorf("%w: uid %d: file is gone", ErrNoMessage, uid)
+			return nil, fmt.Errorf("%w: uid %d: file is gone", ErrNoMessage, uid)
 		}
-		return nil, 0, fmt.Errorf("store: open uid %d: %w", uid, err)
+		return nil, fmt.Errorf("store: open uid %d: %w", uid, err)
 	}
-	return &messageReader{crlfReader: crlfReader{r: f}, f: f}, size, nil
+	return &messageReader{crlfReader: crlfReader{r: f}, f: f}, nil
 }
 
 // messageReader is an open message file read in CRLF form.
