@@ -454,6 +454,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, u UserID, name string) error 
 		return fmt.Errorf("store: delete mailbox %s: %w", m.Name, err)
 	}
 	s.forgetUser(u)
+	s.lists.drop(m.ID)
 	s.kick(m.ID, m.HighestModSeq+1)
 	s.events.publish(MailboxEvent{MailboxDeleted, u, m.ID, m.Name})
 	s.writeSubscriptions(ctx, u)

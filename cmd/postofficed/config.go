@@ -38,13 +38,14 @@ func storeOptions(c *config.Config, lookupEnv func(string) (string, bool), log *
 		return store.Options{}, err
 	}
 	return store.Options{
-		DataDir:         c.DataDir,
-		DatabaseURL:     dbURL,
-		MaildirTemplate: c.MaildirTemplate,
-		PollInterval:    c.PollInterval,
-		Logger:          log,
-		OnSync:          ms.IndexSync.ObserveDuration,
-		OnNotify:        ms.NotificationLag.ObserveDuration,
+		DataDir:          c.DataDir,
+		DatabaseURL:      dbURL,
+		MaildirTemplate:  c.MaildirTemplate,
+		PollInterval:     c.PollInterval,
+		Logger:           log,
+		OnSync:           ms.IndexSync.ObserveDuration,
+		OnNotify:         ms.NotificationLag.ObserveDuration,
+		ListCacheEntries: zeroOff(c.ListCacheEntries),
 	}, nil
 }
 
@@ -101,22 +102,13 @@ func authOptions(c *config.Config, st passwordStore, log *slog.Logger) auth.Opti
 	}
 }
 
-// connLimit maps the config's "0 means unlimited" to the servers' "negative
-// means unlimited, zero means default".
-func connLimit(n int) int {
+// zeroOff maps the config's "0 means unlimited / off" to the packages'
+// "negative means unlimited / off, zero means the default".
+func zeroOff(n int) int {
 	if n == 0 {
 		return -1
 	}
 	return n
-}
-
-// fetchCacheBytes maps imap-fetch-cache-mb (0: off) to
-// imapd.Options.FetchCacheBytes (negative: off).
-func fetchCacheBytes(mb int) int {
-	if mb == 0 {
-		return -1
-	}
-	return mb << 20
 }
 
 func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certificate, log *slog.Logger, m *metrics.Proto) imapd.Options {
@@ -127,9 +119,9 @@ func imapOptions(c *config.Config, st *store.Store, v *auth.Verifier, tc *certif
 		TLSConfig:         tc.TLSConfig(),
 		PlaintextAuthNets: c.PlaintextAuthNets,
 		SpecialFolders:    c.SpecialFolderMap(),
-		MaxConnsPerIP:     connLimit(c.MaxConnsPerIP),
-		MaxConnsPerUser:   connLimit(c.MaxConnsPerUser),
-		FetchCacheBytes:   fetchCacheBytes(c.IMAPFetchCacheMB),
+		MaxConnsPerIP:     zeroOff(c.MaxConnsPerIP),
+		MaxConnsPerUser:   zeroOff(c.MaxConnsPerUser),
+		FetchCacheBytes:   zeroOff(c.IMAPFetchCacheMB) << 20,
 		Logger:            log,
 	}
 }

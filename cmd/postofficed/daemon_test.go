@@ -545,8 +545,8 @@ func TestAuthOptions_lookup(t *testing.T) {
 			}
 		})
 	}
-	if connLimit(0) != -1 || connLimit(5) != 5 {
-		t.Error("connLimit")
+	if zeroOff(0) != -1 || zeroOff(5) != 5 {
+		t.Error("zeroOff")
 	}
 }
 

@@ -48,6 +48,7 @@ type Config struct {
 	Argon2Threads      int             // argon2-threads
 	AuthCacheTTL       time.Duration   // auth-cache-ttl; 0: off
 	IMAPFetchCacheMB   int             // imap-fetch-cache-mb; 0: off
+	ListCacheEntries   int             // list-cache-entries; 0: off
 
 	// Source is the config file that was read; empty if none.
 	Source string
@@ -146,6 +147,8 @@ func Keys() []Key {
 			duration(func(c *Config) *time.Duration { return &c.AuthCacheTTL })},
 		{"imap-fetch-cache-mb", "64", "memory (MB) for parsed ENVELOPE and BODYSTRUCTURE values shared by all IMAP sessions, so repeated header fetches skip parsing; 0 turns the cache off",
 			count(func(c *Config) *int { return &c.IMAPFetchCacheMB })},
+		{"list-cache-entries", "500000", "messages kept in memory, over all mailboxes of 256 messages or more, so a repeated SELECT or POP3 login reads only what changed since (about 50 bytes each); 0 turns the cache off",
+			count(func(c *Config) *int { return &c.ListCacheEntries })},
 	}
 }
 
