@@ -46,6 +46,26 @@
 // indexing, dovecot-uidlist is honoured, and dovecot-keywords maps keyword
 // letters in file names both ways.
 //
+// # Reading changes: one snapshot
+//
+// Transactions that bump a mailbox's HIGHESTMODSEQ hold its row lock until
+// they commit, so they commit in MODSEQ order. A reader that wants "every
+// change up to M" must therefore read M and the rows in one statement (one
+// snapshot): the change feed's refresh and List's incremental refresh join
+// the mailbox row with the rows stamped above what they have. Reading M
+// after the rows in a second statement loses a transaction that commits in
+// between; reading M first and then the rows is safe but may see newer rows
+// (harmless, since they are the latest state). This cost the soak two
+// missed IDLE updates before it was written down.
+//
+// # Per-host caches
+//
+// List keeps an immutable snapshot per big mailbox (listcache.go), brought
+// up to date from the rows changed since its MODSEQ. Callers share it and
+// must not modify it. Expunged rows stay as tombstones forever; purging
+// them would need a purge horizon that drops older snapshots and change
+// logs.
+//
 // # Concurrency
 //
 // A Store is safe for concurrent use. Per mailbox, syncMu serialises Sync
