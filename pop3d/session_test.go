@@ -3,6 +3,7 @@ package pop3d
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -198,5 +199,59 @@ func TestNew_requiresStoreAndAuth(t *testing.T) {
 	e := newTestEnv(t, nil)
 	if _, err := New(Options{Store: e.st}); err == nil {
 		t.Fatal("New without Auth succeeded")
+	}
+}
+
+// TestRetr_loadAhead retrieves a maildrop bigger than one look-ahead
+// window, with messages expunged behind the session's back both after
+// their window was located (file gone) and before (missing from the
+// answer): each of those gets -ERR, every other message its own content.
+func TestRetr_loadAhead(t *testing.T) {
+	e := newTestEnv(t, nil)
+	const n = 150
+	var uids []store.UID
+	for i := 1; i <= n; i++ {
+		uids = append(uids, e.appendMsg(t, fmt.Sprintf("Subject: message %d\n\nbody %d\n", i, i)))
+	}
+	c := e.dial(t)
+	c.login()
+	retr := func(i int) string {
+		t.Helper()
+		l := c.cmd(fmt.Sprintf("RETR %d", i))
+		if !strings.HasPrefix(l, "+OK") {
+			return l
+		}
+		var lines []string
+		for l := c.line(); l != "."; l = c.line() {
+			lines = append(lines, l)
+		}
+		if want := fmt.Sprintf("Subject: message %d", i); len(lines) == 0 || lines[0] != want {
+			t.Fatalf("RETR %d: got %q, want %q first", i, lines, want)
+		}
+		return "+OK"
+	}
+	if l := retr(1); l != "+OK" { // locates 1-64
+		t.Fatalf("RETR 1: %q", l)
+	}
+	gone := map[int]bool{10: true, 70: true} // 10: located already; 70: not yet
+	for i := range gone {
+		if _, err := e.st.Expunge(context.Background(), e.mbox.ID, []store.UID{uids[i-1]}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 2; i <= n; i++ {
+		l := retr(i)
+		if gone[i] {
+			if want := fmt.Sprintf("-ERR message %d no longer exists", i); l != want {
+				t.Fatalf("RETR %d: %q, want %q", i, l, want)
+			}
+			continue
+		}
+		if l != "+OK" {
+			t.Fatalf("RETR %d: %q", i, l)
+		}
+	}
+	if l := c.cmd("QUIT"); l != "+OK bye" {
+		t.Fatalf("QUIT: %q", l)
 	}
 }
