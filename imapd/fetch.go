@@ -378,7 +378,10 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 	return rw.Close()
 }
 
-// envelopeOf builds an ENVELOPE from a cached raw header.
+// envelopeOf builds an ENVELOPE from a cached raw header. Only the fields
+// an envelope is made of are parsed (real headers are mostly Received,
+// DKIM-Signature and the like); the answer is the same as from parsing the
+// whole header (TestEnvelopeOf_sameAsWholeHeader).
 func envelopeOf(raw []byte) *imap.Envelope {
 	if len(raw) == 0 {
 		return &imap.Envelope{}
@@ -386,11 +389,79 @@ func envelopeOf(raw []byte) *imap.Envelope {
 	if !isBlankLineEnd(raw) {
 		raw = append(append([]byte(nil), raw...), "\r\n\r\n"...)
 	}
+	if small, ok := envelopeFields(raw); ok {
+		raw = small
+	}
 	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
 	if err != nil {
 		return &imap.Envelope{}
 	}
 	return imapserver.ExtractEnvelope(h)
+}
+
+// envelopeNames are the fields imapserver.ExtractEnvelope reads.
+var envelopeNames = []string{"Date", "Subject", "From", "Sender", "Reply-To", "To", "Cc", "Bcc", "In-Reply-To", "Message-Id"}
+
+// envelopeFields returns the lines of raw's envelope fields (each with its
+// continuation lines, in order) and a blank line. ok is false when raw has
+// a line that makes the header parser fail (a leading continuation, a line
+// without a colon, a bad field name): then the whole header must be parsed,
+// so that the answer stays the parser's.
+func envelopeFields(raw []byte) ([]byte, bool) {
+	out := make([]byte, 0, 512)
+	keep, first := false, true
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i+1], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		content := bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(content) == 0 {
+			break // the blank line ends the header
+		}
+		if content[0] == ' ' || content[0] == '\t' {
+			if first {
+				return nil, false
+			}
+			if keep {
+				out = appendLine(out, line)
+			}
+			continue
+		}
+		first = false
+		colon := bytes.IndexByte(content, ':')
+		if colon < 0 {
+			return nil, false
+		}
+		name := bytes.Trim(content[:colon], " \t")
+		for _, c := range name {
+			if c < 33 || c > 126 {
+				return nil, false
+			}
+		}
+		keep = false
+		for _, n := range envelopeNames {
+			if len(name) == len(n) && bytes.EqualFold(name, []byte(n)) {
+				keep = true
+				break
+			}
+		}
+		if keep {
+			out = appendLine(out, line)
+		}
+	}
+	return append(out, "\r\n"...), true
+}
+
+// appendLine appends a header line, ending it if the header ended without.
+func appendLine(out, line []byte) []byte {
+	out = append(out, line...)
+	if line[len(line)-1] != '\n' {
+		out = append(out, "\r\n"...)
+	}
+	return out
 }
 
 // bodyStructureOf converts a cached store.BodyPart to the IMAP structure,
