@@ -216,24 +216,21 @@ func (r *watchRec) sync(ctx context.Context) {
 	}
 }
 
-// refresh reads every change past the record's MODSEQ from the index, in
-// one statement: the mailbox's HIGHESTMODSEQ joined with the message rows
-// stamped above what the record has. One statement is one snapshot, so the
+// changesSince reads the mailbox's HIGHESTMODSEQ and the latest state of
+// every message stamped with a MODSEQ above modseq (tombstones included),
+// in MODSEQ order, in one statement. One statement is one snapshot, so the
 // rows are exactly the changes up to that HIGHESTMODSEQ; reading the two in
 // separate statements would let a transaction commit in between and its
-// rows be skipped for good. No row at all means the mailbox is gone.
-func (r *watchRec) refresh(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	have := r.modseq.Load()
-	rs, err := r.s.db.query(ctx, `SELECT b.highest_modseq, m.uid, m.flags, m.keywords, m.size, m.modseq, m.expunged
+// rows be skipped for good (see doc.go). ErrNoMailbox if the mailbox row is
+// gone.
+func (s *Store) changesSince(ctx context.Context, id MailboxID, modseq uint64) ([]Change, uint64, error) {
+	rs, err := s.db.query(ctx, `SELECT b.highest_modseq, m.uid, m.flags, m.keywords, m.size, m.modseq, m.expunged
 		FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND m.modseq > $2
-		WHERE b.id = $1 ORDER BY m.modseq, m.uid`, r.id, int64(have))
+		WHERE b.id = $1 ORDER BY m.modseq, m.uid`, id, int64(modseq))
 	if err != nil {
-		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
-		r.retryLater()
-		return
+		return nil, 0, err
 	}
+	defer rs.Close()
 	var changes []Change
 	var hm int64
 	found := false
@@ -241,10 +238,7 @@ func (r *watchRec) refresh(ctx context.Context) {
 		var uid, fl, size, ms, exp *int64
 		var kw *string
 		if err := rs.Scan(&hm, &uid, &fl, &kw, &size, &ms, &exp); err != nil {
-			rs.Close()
-			r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
-			r.retryLater()
-			return
+			return nil, 0, err
 		}
 		found = true
 		if uid == nil {
@@ -256,20 +250,35 @@ func (r *watchRec) refresh(ctx context.Context) {
 		}
 		changes = append(changes, c)
 	}
-	rs.Close()
 	if err := rs.Err(); err != nil {
-		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
-		r.retryLater()
-		return
+		return nil, 0, err
 	}
 	if !found {
+		return nil, 0, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
+	}
+	return changes, uint64(hm), nil
+}
+
+// refresh reads every change past the record's MODSEQ from the index
+// (changesSince: one statement).
+func (r *watchRec) refresh(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	have := r.modseq.Load()
+	changes, hm, err := r.s.changesSince(ctx, r.id, have)
+	if errors.Is(err, ErrNoMailbox) {
 		r.gone.Store(true)
 		r.signal(have + 1)
 		return
 	}
+	if err != nil {
+		r.s.log.Warn("read changes", "mailbox", r.id, "err", err)
+		r.retryLater()
+		return
+	}
 	if len(changes) == 0 {
-		if uint64(hm) > have {
-			r.signal(uint64(hm))
+		if hm > have {
+			r.signal(hm)
 		}
 		return
 	}
@@ -285,7 +294,7 @@ func (r *watchRec) refresh(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	r.signal(max(uint64(hm), changes[len(changes)-1].ModSeq))
+	r.signal(max(hm, changes[len(changes)-1].ModSeq))
 }
 
 func (r *watchRec) retryLater() {

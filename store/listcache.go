@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"errors"
@@ -131,59 +132,25 @@ func (s *Store) listBudget() int {
 	}
 }
 
-// listChange is one message row changed after a snapshot.
-type listChange struct {
-	info     MessageInfo
-	expunged bool
-}
-
 // listSince brings the snapshot (infos at modseq) of mailbox id up to date
-// with the rows changed after modseq, read in one statement. It returns
-// infos itself when nothing changed, else a new slice.
+// with the rows changed after modseq (changesSince: one statement, one
+// snapshot). Expunges show up as tombstones, which are never purged (see
+// the top of this file). It returns infos itself when nothing changed, else
+// a new slice.
 func (s *Store) listSince(ctx context.Context, id MailboxID, infos []MessageInfo, modseq uint64) ([]MessageInfo, uint64, error) {
-	// One statement is one snapshot of the index: the rows are exactly the
-	// changes up to the HIGHESTMODSEQ it returns (see watchRec.refresh).
-	// Expunges show up as tombstones, which are never purged (see the
-	// top of this file); a missing mailbox row means it was deleted.
-	rs, err := s.db.query(ctx, `SELECT b.highest_modseq, m.uid, m.flags, m.keywords, m.size, m.modseq, m.expunged
-		FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND m.modseq > $2
-		WHERE b.id = $1 ORDER BY m.modseq, m.uid`, id, int64(modseq))
+	changes, hm, err := s.changesSince(ctx, id, modseq)
+	if errors.Is(err, ErrNoMailbox) {
+		return nil, 0, err
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
 	}
-	var changes []listChange
-	var hm int64
-	found := false
-	for rs.Next() {
-		var uid, fl, size, ms, exp *int64
-		var kw *string
-		if err := rs.Scan(&hm, &uid, &fl, &kw, &size, &ms, &exp); err != nil {
-			rs.Close()
-			return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
-		}
-		found = true
-		if uid == nil {
-			continue // nothing changed: the LEFT JOIN's lone mailbox row
-		}
-		c := listChange{info: MessageInfo{UID: UID(*uid), Flags: Flags(*fl), Size: *size, ModSeq: uint64(*ms)}, expunged: *exp != 0}
-		if kw != nil && !c.expunged {
-			c.info.Keywords = splitKeywords(*kw)
-		}
-		changes = append(changes, c)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
-	}
-	if !found {
-		return nil, 0, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
-	}
-	if uint64(hm) < modseq {
+	if hm < modseq {
 		// Cannot happen while MODSEQs only grow (ids are not reused); do
 		// not trust the snapshot if it does.
 		return nil, 0, errStaleSnapshot
 	}
-	return mergeChanges(infos, changes), uint64(hm), nil
+	return mergeChanges(infos, changes), hm, nil
 }
 
 // errStaleSnapshot makes List fall back to a full listing.
@@ -193,22 +160,14 @@ var errStaleSnapshot = errors.New("store: list snapshot newer than the index")
 // each changed message (one per UID), expunged ones removed, new ones
 // inserted in UID order. infos is not modified; with no changes it is
 // returned as is.
-func mergeChanges(infos []MessageInfo, changes []listChange) []MessageInfo {
+func mergeChanges(infos []MessageInfo, changes []Change) []MessageInfo {
 	if len(changes) == 0 {
 		return infos
 	}
-	slices.SortFunc(changes, func(a, b listChange) int {
-		switch {
-		case a.info.UID < b.info.UID:
-			return -1
-		case a.info.UID > b.info.UID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(changes, func(a, b Change) int { return cmp.Compare(a.UID, b.UID) })
 	adds := 0
 	for _, c := range changes {
-		if !c.expunged {
+		if !c.Expunged {
 			adds++
 		}
 	}
@@ -217,22 +176,14 @@ func mergeChanges(infos []MessageInfo, changes []listChange) []MessageInfo {
 	for _, c := range changes {
 		// Copy the unchanged run before this UID in one go; new messages
 		// usually sort after everything, so this is mostly one copy.
-		i, ok := slices.BinarySearchFunc(infos[pos:], c.info.UID, func(m MessageInfo, u UID) int {
-			switch {
-			case m.UID < u:
-				return -1
-			case m.UID > u:
-				return 1
-			}
-			return 0
-		})
+		i, ok := slices.BinarySearchFunc(infos[pos:], c.UID, func(m MessageInfo, u UID) int { return cmp.Compare(m.UID, u) })
 		out = append(out, infos[pos:pos+i]...)
 		pos += i
 		if ok {
 			pos++ // replaced or removed below
 		}
-		if !c.expunged {
-			out = append(out, c.info)
+		if !c.Expunged {
+			out = append(out, MessageInfo{UID: c.UID, Flags: c.Flags, Keywords: c.Keywords, Size: c.Size, ModSeq: c.ModSeq})
 		}
 	}
 	out = append(out, infos[pos:]...)
