@@ -11,7 +11,6 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-message/textproto"
 
@@ -74,15 +73,13 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if len(batch) == 0 {
 			return nil
 		}
-		// Parsed structures from the server's cache; when every message of
-		// the batch has what is asked for, the index need not return the
-		// raw header and structure at all.
-		// With no body section asked for and every message cached, the
-		// index is not asked at all (a message another session expunged
-		// meanwhile is then still answered from the cache, as RFC 9051
-		// allows until this session reports the EXPUNGE).
+		// With no body section asked for and every message of the batch in
+		// the server's parsed-structure cache, the index is not asked at
+		// all (a message another session expunged meanwhile is then still
+		// answered from the cache, as RFC 9051 allows until this session
+		// reports the EXPUNGE).
 		ents = ents[:0]
-		batchFields, batchStore := fields, needStore
+		batchStore := needStore
 		if needStore && !needsBody {
 			all := true
 			for _, idx := range batch {
@@ -97,7 +94,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		var byUID map[store.UID]*store.Message
 		if batchStore {
 			var err error
-			if byUID, err = s.cachedMessages(sel, batch, batchFields); err != nil {
+			if byUID, err = s.cachedMessages(sel, batch, fields); err != nil {
 				return err
 			}
 		}
@@ -295,45 +292,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, sel *selected, idx int, m 
 		}
 		secs = append(secs, preparedSection{sizeOnly: bs, size: c.size})
 	}
-	var env, newEnv *imap.Envelope
-	if o.Envelope {
-		if cached != nil && cached.env != nil {
-			env = cached.env
-		} else {
-			env = envelopeOf(m.Header)
-			if len(m.Header) > 0 { // not a message whose file vanished
-				newEnv = env
-			}
-		}
-	}
-	var bs, newBS imap.BodyStructure
-	if o.BodyStructure != nil {
-		if cached != nil && cached.bs != nil {
-			bs = cached.bs
-		} else {
-			bs = bodyStructureOf(m.BodyStructure, m.Size)
-			if m.BodyStructure != nil {
-				newBS = bs
-			}
-		}
-	}
-	if newEnv != nil || newBS != nil {
-		cost := 0
-		if newEnv != nil {
-			cost += envelopeCost(len(m.Header))
-		}
-		if newBS != nil {
-			cost += structureCost(m.BodyStructure)
-		}
-		s.srv.fetchCache.put(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, uid}, newEnv, newBS, m.Size, m.InternalDate, cost)
-	}
-	size, date := int64(0), time.Time{}
-	switch {
-	case m != nil:
-		size, date = m.Size, m.InternalDate
-	case cached != nil:
-		size, date = cached.size, cached.date
-	}
+	env, bs, size, date := s.srv.fetchCache.resolve(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, uid}, m, cached, o)
 
 	rw := w.CreateMessage(uint32(idx + 1))
 	if o.UID {

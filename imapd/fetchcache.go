@@ -129,3 +129,42 @@ func structureCost(p *store.BodyPart) int {
 	}
 	return n
 }
+
+// resolve returns what o asks of a message: ENVELOPE and BODYSTRUCTURE
+// from cached when it has them, else built from m (the index's data) and
+// cached for next time; size and date from m, or from cached when the
+// index was not asked (m == nil).
+func (c *fetchCache) resolve(k fetchKey, m *store.Message, cached *fetchEntry, o *imap.FetchOptions) (env *imap.Envelope, bs imap.BodyStructure, size int64, date time.Time) {
+	if cached != nil {
+		size, date = cached.size, cached.date
+		if o.Envelope {
+			env = cached.env
+		}
+		if o.BodyStructure != nil {
+			bs = cached.bs
+		}
+	}
+	if m == nil {
+		return env, bs, size, date
+	}
+	size, date = m.Size, m.InternalDate
+	var newEnv *imap.Envelope
+	var newBS imap.BodyStructure
+	cost := 0
+	if o.Envelope && env == nil {
+		env = envelopeOf(m.Header)
+		if len(m.Header) > 0 { // not a message whose file vanished
+			newEnv, cost = env, cost+envelopeCost(len(m.Header))
+		}
+	}
+	if o.BodyStructure != nil && bs == nil {
+		bs = bodyStructureOf(m.BodyStructure, m.Size)
+		if m.BodyStructure != nil {
+			newBS, cost = bs, cost+structureCost(m.BodyStructure)
+		}
+	}
+	if newEnv != nil || newBS != nil {
+		c.put(k, newEnv, newBS, m.Size, m.InternalDate, cost)
+	}
+	return env, bs, size, date
+}
