@@ -52,8 +52,10 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	if c.err != nil {
 		return 0, c.err
 	}
-	if c.reading > 0 {
-		// The library waits on the client: this is unsolicited output.
+	// While the library waits on the client this is unsolicited output,
+	// and a big write with nothing waiting gains nothing from a copy:
+	// both go out at once.
+	if c.reading > 0 || c.buf == nil && len(p) >= coalesceMax {
 		if err := c.flushLocked(); err != nil {
 			return 0, err
 		}
@@ -64,13 +66,6 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 		return n, err
 	}
 	if c.buf == nil {
-		if len(p) >= coalesceMax {
-			n, err := c.Conn.Write(p)
-			if err != nil {
-				c.err = err
-			}
-			return n, err
-		}
 		c.buf = coalescePool.Get().(*[]byte)
 	}
 	if len(*c.buf)+len(p) > coalesceMax {
@@ -126,13 +121,6 @@ func (c *coalescingConn) Read(p []byte) (int, error) {
 	c.reading--
 	c.mu.Unlock()
 	return n, err
-}
-
-// Flush sends what waits.
-func (c *coalescingConn) Flush() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.flushLocked()
 }
 
 // Close sends what waits (the last response, a BYE, TLS's close_notify),
