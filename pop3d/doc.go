@@ -66,7 +66,7 @@
 //     ends without QUIT. Options.NoFlagUpdates turns the marking off.
 //   - Octet counts (STAT, LIST, "+OK n octets" of RETR) are of the CRLF
 //     form, from the store's index. RETR and TOP stream the message from
-//     store.OpenMessage through a dot-stuffing writer with a fixed buffer
+//     store.OpenLoaded (files located 64 at a time) through a dot-stuffing writer with a fixed buffer
 //     (never the whole message in memory) and always end with CRLF "."
 //     CRLF, adding a CRLF when the file lacks a final newline.
 //   - A message that vanished after the snapshot (expunged through IMAP)
@@ -125,6 +125,6 @@
 // 50 KB). testsuite's TestPOP3_loadCompare (POP3_LOAD=1) runs pop3d in a
 // child process and compares its RETR throughput and CPU seconds per 1000
 // RETRs with a peer server such as Dovecot on the same messages. Most of
-// the per-RETR CPU that is not socket I/O is the store's OpenMessage (one
-// index query and a CRLF-converting reader).
+// the per-RETR CPU that is not socket I/O is opening the file and the
+// store's CRLF-converting reader; the index is asked once per 64 messages.
 package pop3d

@@ -33,7 +33,6 @@ type Store interface {
 	Mailbox(ctx context.Context, u store.UserID, name string) (*store.Mailbox, error)
 	Sync(ctx context.Context, m store.MailboxID) error
 	List(ctx context.Context, m store.MailboxID) ([]store.MessageInfo, uint64, error)
-	OpenMessage(ctx context.Context, m store.MailboxID, uid store.UID) (io.ReadCloser, int64, error)
 	Messages(ctx context.Context, m store.MailboxID, uids []store.UID, fields store.MessageFields) ([]store.Message, error)
 	OpenLoaded(ctx context.Context, m store.MailboxID, msg *store.Message) (io.ReadCloser, error)
 	Expunge(ctx context.Context, m store.MailboxID, uids []store.UID, onlyDeleted bool) ([]store.UID, error)
