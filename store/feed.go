@@ -244,11 +244,7 @@ func (s *Store) changesSince(ctx context.Context, id MailboxID, modseq uint64) (
 		if uid == nil {
 			continue // no message changed: the LEFT JOIN's lone mailbox row
 		}
-		c := Change{UID: UID(*uid), Flags: Flags(*fl), Size: *size, ModSeq: uint64(*ms), Expunged: *exp != 0}
-		if kw != nil {
-			c.Keywords = splitKeywords(*kw)
-		}
-		changes = append(changes, c)
+		changes = append(changes, Change{UID: UID(*uid), Flags: Flags(*fl), Keywords: splitKeywords(*kw), Size: *size, ModSeq: uint64(*ms), Expunged: *exp != 0})
 	}
 	if err := rs.Err(); err != nil {
 		return nil, 0, err

@@ -22,6 +22,8 @@ type boxState struct {
 	root string // the user's Maildir root
 	dir  string // this mailbox's Maildir directory
 
+	uidValidity uint32 // never changes for a mailbox id
+
 	syncMu       sync.Mutex // serialises Sync and file renames of this mailbox on this host
 	mtNew, mtCur int64      // guarded by syncMu; 0: unknown
 	recheckAt    time.Time  // guarded by syncMu; see beginOwn
@@ -58,9 +60,9 @@ func (s *Store) box(ctx context.Context, id MailboxID) (*boxState, error) {
 	}
 	var userID UserID
 	var name string
-	var mtNew, mtCur int64
-	err := s.db.queryRow(ctx, `SELECT user_id, name, dir_mtime_new, dir_mtime_cur FROM mailboxes WHERE id = $1`, id).
-		Scan(&userID, &name, &mtNew, &mtCur)
+	var uv, mtNew, mtCur int64
+	err := s.db.queryRow(ctx, `SELECT user_id, name, uidvalidity, dir_mtime_new, dir_mtime_cur FROM mailboxes WHERE id = $1`, id).
+		Scan(&userID, &name, &uv, &mtNew, &mtCur)
 	if errors.Is(err, errNoRows) {
 		return nil, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
 	}
@@ -72,7 +74,7 @@ func (s *Store) box(ctx context.Context, id MailboxID) (*boxState, error) {
 		return nil, err
 	}
 	root := s.MaildirPath(u)
-	b = &boxState{id: id, user: userID, root: root, dir: filepath.Join(root, dirName(name)), mtNew: mtNew, mtCur: mtCur}
+	b = &boxState{id: id, user: userID, root: root, dir: filepath.Join(root, dirName(name)), uidValidity: uint32(uv), mtNew: mtNew, mtCur: mtCur}
 	s.mu.Lock()
 	if old := s.boxes[id]; old != nil {
 		b = old

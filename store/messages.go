@@ -51,32 +51,36 @@ func (s *Store) List(ctx context.Context, id MailboxID) ([]MessageInfo, uint64, 
 	return out, hm, err
 }
 
-// listAll reads the whole listing of a mailbox: HIGHESTMODSEQ first, then
-// the rows, so the rows have at least every change up to it.
+// listAll reads the whole listing of a mailbox and its HIGHESTMODSEQ in
+// one statement (one snapshot). No row at all: the mailbox is gone.
 func (s *Store) listAll(ctx context.Context, id MailboxID) ([]MessageInfo, uint64, error) {
-	var hm int64
-	if err := s.db.queryRow(ctx, `SELECT highest_modseq FROM mailboxes WHERE id = $1`, id).Scan(&hm); err != nil {
-		if errors.Is(err, errNoRows) {
-			return nil, 0, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
-		}
-		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
-	}
-	rs, err := s.db.query(ctx, `SELECT uid, flags, keywords, size, modseq FROM messages WHERE mailbox_id = $1 AND expunged = 0 ORDER BY uid`, id)
+	rs, err := s.db.query(ctx, `SELECT b.highest_modseq, m.uid, m.flags, m.keywords, m.size, m.modseq
+		FROM mailboxes b LEFT JOIN messages m ON m.mailbox_id = b.id AND m.expunged = 0
+		WHERE b.id = $1 ORDER BY m.uid`, id)
 	if err != nil {
 		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
 	}
 	defer rs.Close()
 	var out []MessageInfo
+	var hm int64
+	found := false
 	for rs.Next() {
-		var uid, fl, size, ms int64
-		var kw string
-		if err := rs.Scan(&uid, &fl, &kw, &size, &ms); err != nil {
+		var uid, fl, size, ms *int64
+		var kw *string
+		if err := rs.Scan(&hm, &uid, &fl, &kw, &size, &ms); err != nil {
 			return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
 		}
-		out = append(out, MessageInfo{UID: UID(uid), Flags: Flags(fl), Keywords: splitKeywords(kw), Size: size, ModSeq: uint64(ms)})
+		found = true
+		if uid == nil {
+			continue // an empty mailbox: the LEFT JOIN's lone mailbox row
+		}
+		out = append(out, MessageInfo{UID: UID(*uid), Flags: Flags(*fl), Keywords: splitKeywords(*kw), Size: *size, ModSeq: uint64(*ms)})
 	}
 	if err := rs.Err(); err != nil {
 		return nil, 0, fmt.Errorf("store: list mailbox %d: %w", id, err)
+	}
+	if !found {
+		return nil, 0, fmt.Errorf("%w: id %d", ErrNoMailbox, id)
 	}
 	return slices.Clip(out), uint64(hm), nil
 }
@@ -352,11 +356,7 @@ func (s *Store) Append(ctx context.Context, id MailboxID, r io.Reader, flags Fla
 		os.Remove(filepath.Join(b.dir, "cur", name))
 		return nil, err
 	}
-	var uv int64
-	if err := s.db.queryRow(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1`, id).Scan(&uv); err != nil {
-		return nil, fmt.Errorf("store: append: %w", err)
-	}
-	return &AppendResult{UIDValidity: uint32(uv), UID: uids[0]}, nil
+	return &AppendResult{UIDValidity: b.uidValidity, UID: uids[0]}, nil
 }
 
 type msgRow struct {
@@ -648,11 +648,7 @@ func (s *Store) transfer(ctx context.Context, src MailboxID, uids []UID, dst Mai
 	if err != nil {
 		return nil, fmt.Errorf("store: copy from mailbox %d: %w", src, err)
 	}
-	var uv int64
-	if err := s.db.queryRow(ctx, `SELECT uidvalidity FROM mailboxes WHERE id = $1`, dst).Scan(&uv); err != nil {
-		return nil, fmt.Errorf("store: copy to mailbox %d: %w", dst, err)
-	}
-	res := &CopyResult{UIDValidity: uint32(uv)}
+	res := &CopyResult{UIDValidity: db.uidValidity}
 	if len(rows) == 0 {
 		return res, nil
 	}

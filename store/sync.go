@@ -138,6 +138,12 @@ func (s *Store) endOwn(b *boxState, wasClean bool) {
 		b.mtCur = 0
 		return
 	}
+	if mt == b.mtCur {
+		// Nothing moved cur/ (a STORE that changed nothing, the source of
+		// a COPY). A young mtime that a change could still share already
+		// has its recheck scheduled by whoever recorded it.
+		return
+	}
 	b.mtCur = mt
 	if b.recheckAt.IsZero() {
 		// Not postponed by later changes: a busy mailbox still gets its
