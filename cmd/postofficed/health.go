@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/postoffice/postoffice/internal/metrics"
 )
 
 // health answers GET /healthz: 200 when the index database answers a ping
@@ -58,7 +59,7 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Error("health check: index database", "err", err)
 		res["db"], res["status"], code = "unreachable", "fail", http.StatusServiceUnavailable
 	}
-	if err := checkWritable(h.maildirRoot); err != nil {
+	if err := metrics.MaildirWritable(h.maildirRoot); err != nil {
 		h.log.Error("health check: maildir root not writable", "dir", h.maildirRoot, "err", err)
 		res["maildir"], res["status"], code = "not writable", "fail", http.StatusServiceUnavailable
 	}
@@ -66,18 +67,4 @@ func (h *health) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(code)
 	json.NewEncoder(w).Encode(res)
-}
-
-// checkWritable creates and removes a file in dir.
-func checkWritable(dir string) error {
-	f, err := os.CreateTemp(dir, ".healthz-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	err = f.Close()
-	if rerr := os.Remove(name); err == nil {
-		err = rerr
-	}
-	return err
 }

@@ -1,6 +1,7 @@
 // Package metrics is a small Prometheus registry: counters, gauges and
 // histograms with fixed label names, written in the text exposition
-// format 0.0.4, plus the HTTP handler for /metrics and /healthz and the
+// format 0.0.4 (the Registry is an http.Handler for /metrics), the Maildir
+// writability check of /healthz, and the
 // metric set postofficed exports (Server).
 //
 // Usage: register a family once, resolve the series for a label-value
