@@ -6,13 +6,10 @@ package imapd
 // file, streamed into the response literal.
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"strings"
-
-	"github.com/emersion/go-message/textproto"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -37,8 +34,7 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 	if sel == nil {
 		return errNotSelected
 	}
-	_, isSeq := numSet.(imap.SeqSet)
-	rs, err := sel.resolve(numSet, isSeq)
+	rs, err := sel.resolve(numSet, true)
 	if err != nil {
 		return err
 	}
@@ -73,14 +69,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		if len(batch) == 0 {
 			return nil
 		}
-		// With no body section asked for and every message of the batch in
-		// the server's parsed-structure cache, the index is not asked at
-		// all (a message another session expunged meanwhile is then still
-		// answered from the cache, as RFC 9051 allows until this session
-		// reports the EXPUNGE).
+		// Parsed structures from the server's cache. When every message of
+		// the batch has what is asked for, the index need not return the
+		// raw header and structure; with no body section asked for either,
+		// the index is not asked at all (a message another session
+		// expunged meanwhile is then still answered from the cache, as
+		// RFC 9051 allows until this session reports the EXPUNGE).
 		ents = ents[:0]
-		batchStore := needStore
-		if needStore && !needsBody {
+		batchFields, batchStore := fields, needStore
+		if options.Envelope || options.BodyStructure != nil {
 			all := true
 			for _, idx := range batch {
 				e := s.srv.fetchCache.get(fetchKey{sel.mbox.ID, sel.mbox.UIDValidity, sel.uids[idx]})
@@ -88,13 +85,17 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				all = all && e != nil && (!options.Envelope || e.env != nil) && (options.BodyStructure == nil || e.bs != nil)
 			}
 			if all {
-				batchStore = false
+				batchFields &^= store.WithBodyStructure
+				if !needsHeader(options) {
+					batchFields &^= store.WithHeader
+				}
+				batchStore = needsBody
 			}
 		}
 		var byUID map[store.UID]*store.Message
 		if batchStore {
 			var err error
-			if byUID, err = s.cachedMessages(sel, batch, fields); err != nil {
+			if byUID, err = s.cachedMessages(sel, batch, batchFields); err != nil {
 				return err
 			}
 		}
@@ -345,13 +346,11 @@ func envelopeOf(raw []byte) *imap.Envelope {
 	if len(raw) == 0 {
 		return &imap.Envelope{}
 	}
-	if !isBlankLineEnd(raw) {
-		raw = append(append([]byte(nil), raw...), "\r\n\r\n"...)
-	}
+	raw = terminatedHeader(raw)
 	if small, ok := envelopeFields(raw); ok {
 		raw = small
 	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	h, err := readHeader(raw)
 	if err != nil {
 		return &imap.Envelope{}
 	}

@@ -39,12 +39,15 @@ type fetchKey struct {
 }
 
 type fetchEntry struct {
-	env  *imap.Envelope     // nil: not parsed yet
-	bs   imap.BodyStructure // nil: not converted yet
-	size int64              // RFC822.SIZE
-	date time.Time          // INTERNALDATE
-	cost int
+	env     *imap.Envelope     // nil: not parsed yet
+	bs      imap.BodyStructure // nil: not converted yet
+	size    int64              // RFC822.SIZE
+	date    time.Time          // INTERNALDATE
+	envCost int                // estimated bytes of env
+	bsCost  int                // estimated bytes of bs
 }
+
+func (e *fetchEntry) cost() int { return e.envCost + e.bsCost }
 
 type fetchCache struct {
 	half int // bytes per generation; 0: the cache is off
@@ -81,31 +84,31 @@ func (c *fetchCache) get(k fetchKey) *fetchEntry {
 }
 
 // put stores the parsed forms of a message. Either may be nil; a later put
-// for the same key fills in what the earlier one lacked. Entries are never
+// for the same key fills in what the earlier one lacked (and replaces what
+// two sessions parsed at once, counting it once). Entries are never
 // modified after they are published: put replaces them.
-func (c *fetchCache) put(k fetchKey, env *imap.Envelope, bs imap.BodyStructure, size int64, date time.Time, cost int) {
+func (c *fetchCache) put(k fetchKey, env *imap.Envelope, envCost int, bs imap.BodyStructure, bsCost int, size int64, date time.Time) {
 	if c.half <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e := &fetchEntry{env: env, bs: bs, size: size, date: date, cost: cost}
+	e := &fetchEntry{env: env, bs: bs, size: size, date: date, envCost: envCost, bsCost: bsCost}
 	if prev := c.cur[k]; prev != nil {
-		c.curCost -= prev.cost
+		c.curCost -= prev.cost()
 		if e.env == nil {
-			e.env = prev.env
+			e.env, e.envCost = prev.env, prev.envCost
 		}
 		if e.bs == nil {
-			e.bs = prev.bs
+			e.bs, e.bsCost = prev.bs, prev.bsCost
 		}
-		e.cost += prev.cost
 	}
 	c.addLocked(k, e)
 }
 
 func (c *fetchCache) addLocked(k fetchKey, e *fetchEntry) {
 	c.cur[k] = e
-	c.curCost += e.cost
+	c.curCost += e.cost()
 	if c.curCost > c.half {
 		c.old, c.cur, c.curCost = c.cur, map[fetchKey]*fetchEntry{}, 0
 	}
@@ -150,21 +153,20 @@ func (c *fetchCache) resolve(k fetchKey, m *store.Message, cached *fetchEntry, o
 	size, date = m.Size, m.InternalDate
 	var newEnv *imap.Envelope
 	var newBS imap.BodyStructure
-	cost := 0
 	if o.Envelope && env == nil {
 		env = envelopeOf(m.Header)
 		if len(m.Header) > 0 { // not a message whose file vanished
-			newEnv, cost = env, cost+envelopeCost(len(m.Header))
+			newEnv = env
 		}
 	}
 	if o.BodyStructure != nil && bs == nil {
 		bs = bodyStructureOf(m.BodyStructure, m.Size)
 		if m.BodyStructure != nil {
-			newBS, cost = bs, cost+structureCost(m.BodyStructure)
+			newBS = bs
 		}
 	}
 	if newEnv != nil || newBS != nil {
-		c.put(k, newEnv, newBS, m.Size, m.InternalDate, cost)
+		c.put(k, newEnv, envelopeCost(len(m.Header)), newBS, structureCost(m.BodyStructure), m.Size, m.InternalDate)
 	}
 	return env, bs, size, date
 }
