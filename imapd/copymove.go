@@ -47,8 +47,7 @@ func (s *session) copyData(res *store.CopyResult) *imap.CopyData {
 
 // copyUIDs resolves the messages of a COPY or MOVE.
 func (sel *selected) copyUIDs(numSet imap.NumSet) ([]store.UID, error) {
-	_, isSeq := numSet.(imap.SeqSet)
-	rs, err := sel.resolve(numSet, isSeq)
+	rs, err := sel.resolve(numSet, true)
 	if err != nil {
 		return nil, err
 	}

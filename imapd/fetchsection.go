@@ -17,6 +17,7 @@ import (
 	"io"
 	"mime/quotedprintable"
 	"strings"
+	"sync"
 
 	gomessage "github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
@@ -425,6 +426,29 @@ func isBlankLineEnd(hdr []byte) bool {
 	return bytes.HasSuffix(hdr, []byte("\r\n\r\n")) || bytes.Equal(hdr, []byte("\r\n"))
 }
 
+// terminatedHeader returns raw, ending with a blank line as the header
+// parser needs (a copy when it had none).
+func terminatedHeader(raw []byte) []byte {
+	if isBlankLineEnd(raw) {
+		return raw
+	}
+	return append(append([]byte(nil), raw...), "\r\n\r\n"...)
+}
+
+// headerReaders recycles the readers readHeader parses with (ReadHeader
+// copies what it keeps).
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
+
+// readHeader parses a raw header that ends with a blank line.
+func readHeader(raw []byte) (textproto.Header, error) {
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(bytes.NewReader(raw))
+	h, err := textproto.ReadHeader(br)
+	br.Reset(nil)
+	headerReaders.Put(br)
+	return h, err
+}
+
 // lineScanner reads lines with their offsets.
 type lineScanner struct {
 	br  *bufio.Reader
@@ -516,11 +540,7 @@ func readEntity(ls *lineScanner, terms []string, digest bool) (*entity, error) {
 // parseEntityHeader returns the media type (lower case, with the RFC 2045
 // defaults), its parameters and the Content-Transfer-Encoding.
 func parseEntityHeader(hdr []byte, digest bool) (string, map[string]string, string) {
-	raw := hdr
-	if !isBlankLineEnd(raw) {
-		raw = append(append([]byte(nil), raw...), "\r\n\r\n"...)
-	}
-	h, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw)))
+	h, err := readHeader(terminatedHeader(hdr))
 	if err != nil {
 		h = textproto.Header{}
 	}

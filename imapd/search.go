@@ -9,8 +9,6 @@ package imapd
 // (searchtext.go). Saving "$" and using it are ours.
 
 import (
-	"bufio"
-	"bytes"
 	"slices"
 	"strings"
 	"time"
@@ -406,11 +404,7 @@ func (sm *searchMsg) header() *textproto.Header {
 	if sm.hdr == nil {
 		h := textproto.Header{}
 		if sm.m != nil && len(sm.m.Header) > 0 {
-			raw := sm.m.Header
-			if !isBlankLineEnd(raw) {
-				raw = append(append([]byte(nil), raw...), "\r\n\r\n"...)
-			}
-			if parsed, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(raw))); err == nil {
+			if parsed, err := readHeader(terminatedHeader(sm.m.Header)); err == nil {
 				h = parsed
 			}
 		}

@@ -38,7 +38,13 @@ func (s *session) textOf(sel *selected, sm *searchMsg) *msgText {
 	}
 	ctx, cancel := s.selCtx()
 	defer cancel()
-	rc, _, err := s.mailStore().OpenMessage(ctx, sel.mbox.ID, sm.uid)
+	var rc io.ReadCloser
+	var err error
+	if sm.m != nil { // loaded with the batch: no second index lookup
+		rc, err = s.mailStore().OpenLoaded(ctx, sel.mbox.ID, sm.m)
+	} else {
+		rc, _, err = s.mailStore().OpenMessage(ctx, sel.mbox.ID, sm.uid)
+	}
 	if errors.Is(err, store.ErrNoMessage) {
 		sm.text = &msgText{}
 		return sm.text

@@ -192,22 +192,8 @@ func newSelected(mb store.Mailbox, readOnly bool, w *store.Watch, infos []store.
 		sel.flags[i] = infos[i].Flags
 		if len(infos[i].Keywords) > 0 {
 			sel.setKeywords(infos[i].UID, infos[i].Keywords)
-			for _, k := range infos[i].Keywords {
-				sel.kwSeen[k] = struct{}{}
-			}
+			sel.noteKeywords(infos[i].Keywords)
 		}
-	}
-	if !slices.IsSorted(sel.uids) { // the store lists in UID order; be safe
-		idx := make([]int, len(sel.uids))
-		for i := range idx {
-			idx[i] = i
-		}
-		sort.Slice(idx, func(a, b int) bool { return sel.uids[idx[a]] < sel.uids[idx[b]] })
-		u, f := make([]store.UID, len(idx)), make([]store.Flags, len(idx))
-		for i, j := range idx {
-			u[i], f[i] = sel.uids[j], sel.flags[j]
-		}
-		sel.uids, sel.flags = u, f
 	}
 	sel.uidNext = mb.UIDNext
 	if n := len(sel.uids); n > 0 && sel.uids[n-1] >= sel.uidNext {
@@ -343,12 +329,19 @@ func (s *session) pollView(sel *selected, w *imapserver.UpdateWriter, allowExpun
 	if sel.closed {
 		return nil
 	}
-	// The view may be ahead of the shared record right after SELECT (the
-	// listing read a newer MODSEQ than the record has caught up with).
-	if sel.watch.ModSeq() <= sel.modseq && !sel.flagsDirty && (!allowExpunge || len(sel.pendingExpunge) == 0) {
+	if !sel.due(allowExpunge) {
 		return nil
 	}
 	return s.pollLocked(sel, w, allowExpunge)
+}
+
+// due reports whether the view has updates to bring in or report: the
+// shared record is past the view's MODSEQ (the view may also be ahead of
+// it right after SELECT, when the listing read a newer MODSEQ than the
+// record has caught up with), flags to announce, or, where EXPUNGE may be
+// sent, expunges held back. sel.mu must be held.
+func (sel *selected) due(allowExpunge bool) bool {
+	return sel.watch.ModSeq() > sel.modseq || sel.flagsDirty || allowExpunge && len(sel.pendingExpunge) > 0
 }
 
 // pollLocked brings the view up to date and writes the updates.
@@ -565,7 +558,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 		}
 		changed := sel.watch.Changed() // grab the channel before checking
 		var err error
-		if sel.watch.ModSeq() > sel.modseq || len(sel.pendingExpunge) > 0 || sel.flagsDirty {
+		if sel.due(true) {
 			err = s.pollLocked(sel, w, true)
 		}
 		sel.mu.Unlock()

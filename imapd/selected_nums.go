@@ -24,7 +24,8 @@ var errBadSeqNum = &imap.Error{
 
 // resolve turns a sequence set, UID set or "$" into view index ranges,
 // ascending and merged. With strict, a static sequence number beyond the
-// view is an error (RFC 9051 §6.4.5 and §9); UIDs never are.
+// view is an error (RFC 9051 §6.4.5 and §9); UIDs never are, whatever
+// strict says.
 func (sel *selected) resolve(set imap.NumSet, strict bool) ([]idxRange, error) {
 	var out []idxRange
 	n := len(sel.uids)

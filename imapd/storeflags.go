@@ -30,8 +30,7 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	if err != nil {
 		return err
 	}
-	_, isSeq := numSet.(imap.SeqSet)
-	rs, err := sel.resolve(numSet, isSeq)
+	rs, err := sel.resolve(numSet, true)
 	if err != nil {
 		return err
 	}
