@@ -126,11 +126,7 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 		return nil, fmt.Errorf("store: fetch messages of mailbox %d: %w", id, err)
 	}
 	out := make([]Message, 0, len(uids))
-	type missing struct {
-		i       int
-		key, fn string
-	}
-	var fill []missing
+	var fill []int // indexes into out of messages whose cache is empty
 	for rs.Next() {
 		var uid, fl, size, ms, date int64
 		var kw, key, fn string
@@ -159,7 +155,7 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 			}
 		}
 		if fields&WithHeader != 0 && len(hdr) == 0 || fields&WithBodyStructure != 0 && len(bs) == 0 {
-			fill = append(fill, missing{len(out), key, fn})
+			fill = append(fill, len(out))
 		}
 		out = append(out, m)
 	}
@@ -176,17 +172,23 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 	if err != nil {
 		return nil, err
 	}
+	type filled struct {
+		uid     UID
+		hdr, bs []byte
+	}
+	var writes []filled
 	drop := map[int]bool{}
-	for _, f := range fill {
-		m := &out[f.i]
-		hdr, bs, err := s.fillCache(ctx, b, m.UID, f.key, f.fn)
+	for _, i := range fill {
+		m := &out[i]
+		hdr, bs, err := readSummary(b, m.UID, m.key, m.file)
 		if errors.Is(err, fs.ErrNotExist) {
-			drop[f.i] = true // gone meanwhile; the next sync expunges it
+			drop[i] = true // gone meanwhile; the next sync expunges it
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
+		writes = append(writes, filled{m.UID, hdr, bs})
 		if fields&WithHeader != 0 {
 			m.Header = hdr
 		}
@@ -195,6 +197,22 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 			if err := json.Unmarshal(bs, m.BodyStructure); err != nil {
 				return nil, fmt.Errorf("store: decode structure of uid %d: %w", m.UID, err)
 			}
+		}
+	}
+	// One transaction for the batch: a commit per message would cost an
+	// fsync each.
+	if len(writes) > 0 {
+		err := s.db.tx(ctx, func(q querier) error {
+			for _, w := range writes {
+				if _, err := q.exec(ctx, `UPDATE messages SET header = $1, bodystructure = $2 WHERE mailbox_id = $3 AND uid = $4 AND expunged = 0`,
+					w.hdr, w.bs, b.id, int64(w.uid)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store: cache headers and structures of mailbox %d: %w", id, err)
 		}
 	}
 	if len(drop) > 0 {
@@ -209,9 +227,9 @@ func (s *Store) Messages(ctx context.Context, id MailboxID, uids []UID, fields M
 	return out, nil
 }
 
-// fillCache reads a message file and stores its header and structure in
-// the index.
-func (s *Store) fillCache(ctx context.Context, b *boxState, uid UID, key, fn string) (hdr, bs []byte, err error) {
+// readSummary reads message uid's file (found again by key if renamed)
+// for the header and structure the index caches.
+func readSummary(b *boxState, uid UID, key, fn string) (hdr, bs []byte, err error) {
 	f, err := os.Open(filepath.Join(b.dir, fn))
 	if errors.Is(err, fs.ErrNotExist) {
 		found, ferr := findByKey(b.dir, key)
@@ -227,10 +245,6 @@ func (s *Store) fillCache(ctx context.Context, b *boxState, uid UID, key, fn str
 	hdr, bs, _, err = summarizeJSON(f)
 	if err != nil {
 		return nil, nil, fmt.Errorf("store: read uid %d: %w", uid, err)
-	}
-	if _, err := s.db.exec(ctx, `UPDATE messages SET header = $1, bodystructure = $2 WHERE mailbox_id = $3 AND uid = $4 AND expunged = 0`,
-		hdr, bs, b.id, int64(uid)); err != nil {
-		return nil, nil, fmt.Errorf("store: cache uid %d: %w", uid, err)
 	}
 	return hdr, bs, nil
 }
