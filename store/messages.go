@@ -493,6 +493,7 @@ func (s *Store) SetFlags(ctx context.Context, id MailboxID, uids []UID, op FlagO
 // Failures are logged: the index stays the truth, and a later rename by
 // another tool is picked up by Sync.
 func (s *Store) mirrorFlags(ctx context.Context, b *boxState, rows []msgRow, kw *[26]string) {
+	var renamed []msgRow // uid and new file name
 	for _, r := range rows {
 		sub, base, _ := strings.Cut(r.fn, "/")
 		_, oldInfo, _ := splitName(base)
@@ -512,9 +513,24 @@ func (s *Store) mirrorFlags(ctx context.Context, b *boxState, rows []msgRow, kw 
 			s.log.Debug("mirror flags into file name", "mailbox", b.id, "uid", r.uid, "err", err)
 			continue
 		}
-		if _, err := s.db.exec(ctx, `UPDATE messages SET filename = $1 WHERE mailbox_id = $2 AND uid = $3`, "cur/"+name, b.id, int64(r.uid)); err != nil {
-			s.log.Warn("record renamed file", "mailbox", b.id, "uid", r.uid, "err", err)
+		renamed = append(renamed, msgRow{uid: r.uid, fn: "cur/" + name})
+	}
+	if len(renamed) == 0 {
+		return
+	}
+	// The new names in one transaction, after the renames: a commit per
+	// file would cost an fsync each. A name not recorded is found again by
+	// its key, so a failure here is only logged.
+	err := s.db.tx(ctx, func(q querier) error {
+		for _, r := range renamed {
+			if _, err := q.exec(ctx, `UPDATE messages SET filename = $1 WHERE mailbox_id = $2 AND uid = $3`, r.fn, b.id, int64(r.uid)); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("record renamed files", "mailbox", b.id, "files", len(renamed), "err", err)
 	}
 }
 
