@@ -243,8 +243,16 @@ func (s *Store) scanCur(ctx context.Context, b *boxState) error {
 		return err
 	}
 	kw := s.keywordMap(b.dir)
+	// renamed is the update for a file whose name differs from the index's.
+	renamed := func(r idxRow, name string) flagUpdate {
+		_, info, _ := splitName(name)
+		f, k, _ := parseInfo(info, kw)
+		return flagUpdate{uid: r.uid, filename: "cur/" + name, flags: f, keywords: k,
+			flagsChanged: f != r.flags || joinKeywords(k) != r.keywords && kw != nil}
+	}
 	var fresh []string
 	var changed []flagUpdate
+	var unlinked []UID
 	for key, name := range disk {
 		r, ok := idx[key]
 		switch {
@@ -253,7 +261,7 @@ func (s *Store) scanCur(ctx context.Context, b *boxState) error {
 		case r.expunged && r.filename != "":
 			// Expunged in the index, unlink was interrupted: finish it.
 			if err := os.Remove(filepath.Join(b.dir, "cur", name)); err == nil || errors.Is(err, fs.ErrNotExist) {
-				s.unlinkDone(ctx, b.id, []UID{r.uid})
+				unlinked = append(unlinked, r.uid)
 			}
 		case r.expunged:
 			// A file with the key of a message expunged long ago: another
@@ -262,39 +270,33 @@ func (s *Store) scanCur(ctx context.Context, b *boxState) error {
 			// duplicate keys, since the old key stays taken.
 			fresh = append(fresh, s.rekey(b, name))
 		case r.filename != "cur/"+name:
-			_, info, _ := splitName(name)
-			f, k, _ := parseInfo(info, kw)
-			changed = append(changed, flagUpdate{uid: r.uid, filename: "cur/" + name, flags: f, keywords: k,
-				flagsChanged: f != r.flags || joinKeywords(k) != r.keywords && kw != nil})
+			changed = append(changed, renamed(r, name))
+		}
+	}
+	if len(unlinked) > 0 {
+		s.unlinkDone(ctx, b.id, unlinked)
+	}
+	var goneKeys []string
+	for key, r := range idx {
+		if _, ok := disk[key]; !ok && !r.expunged {
+			goneKeys = append(goneKeys, key)
 		}
 	}
 	var gone []UID
-	for key, r := range idx {
-		if _, ok := disk[key]; !ok && !r.expunged {
-			gone = append(gone, r.uid)
-		}
-	}
-	if len(gone) > 0 {
+	if len(goneKeys) > 0 {
 		// A file renamed by another host while we listed can be missed by
 		// readdir; only expunge what a second listing also lacks.
 		again, err := listCur(b.dir)
 		if err != nil {
 			return fmt.Errorf("store: list cur/ of mailbox %d: %w", b.id, err)
 		}
-		keep := gone[:0]
-		for key, r := range idx {
-			if _, ok := disk[key]; ok || r.expunged {
-				continue
-			}
+		for _, key := range goneKeys {
 			if name, ok := again[key]; ok {
-				_, info, _ := splitName(name)
-				f, k, _ := parseInfo(info, kw)
-				changed = append(changed, flagUpdate{uid: r.uid, filename: "cur/" + name, flags: f, keywords: k, flagsChanged: f != r.flags})
+				changed = append(changed, renamed(idx[key], name))
 				continue
 			}
-			keep = append(keep, r.uid)
+			gone = append(gone, idx[key].uid)
 		}
-		gone = keep
 	}
 	if len(changed) > 0 {
 		if err := s.applyFlagUpdates(ctx, b, changed); err != nil {
