@@ -106,28 +106,9 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 // crlfSize returns the size of the data read from r in CRLF form: its length
 // plus one for every bare LF.
 func crlfSize(r io.Reader) (int64, error) {
-	buf := make([]byte, crlfBufSize)
-	var size int64
-	prevCR := false
-	for {
-		m, err := r.Read(buf)
-		if m > 0 {
-			b := buf[:m]
-			lfs := bytes.Count(b, []byte{'\n'})
-			crlfs := bytes.Count(b, []byte("\r\n"))
-			if prevCR && b[0] == '\n' {
-				crlfs++
-			}
-			size += int64(m + lfs - crlfs)
-			prevCR = b[m-1] == '\r'
-		}
-		if err == io.EOF {
-			return size, nil
-		}
-		if err != nil {
-			return size, err
-		}
-	}
+	var c crlfCounter
+	_, err := io.Copy(&c, r)
+	return c.size(), err
 }
 
 // parseSizesFromKey extracts the ",S=<size>" (file size) and ",W=<size>"

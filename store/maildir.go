@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -197,13 +198,16 @@ type crlfCounter struct {
 }
 
 func (c *crlfCounter) Write(p []byte) (int, error) {
-	for _, b := range p {
-		if b == '\n' && !c.lastCR {
-			c.n++
-		}
-		c.n++
-		c.lastCR = b == '\r'
+	if len(p) == 0 {
+		return 0, nil
 	}
+	lfs := bytes.Count(p, []byte{'\n'})
+	crlfs := bytes.Count(p, []byte("\r\n"))
+	if c.lastCR && p[0] == '\n' {
+		crlfs++
+	}
+	c.n += int64(len(p) + lfs - crlfs)
+	c.lastCR = p[len(p)-1] == '\r'
 	return len(p), nil
 }
 
