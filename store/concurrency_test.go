@@ -26,10 +26,7 @@ import (
 // once and the index matches the disk.
 func TestIndexers_concurrent(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{DataDir: t.TempDir(), PollInterval: time.Hour}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{DataDir: t.TempDir(), PollInterval: time.Hour})
 		const indexers = 3
 		var sts []*store.Store
 		for i := 0; i < indexers; i++ {
@@ -193,10 +190,7 @@ func TestAppend_crash(t *testing.T) {
 		return
 	}
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{DataDir: t.TempDir()}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{DataDir: t.TempDir()})
 		st := testsuite.NewStoreAt(t, o)
 		u := testsuite.MustUser(t, st, "alice", "pw")
 		box := inbox(t, st, u)

@@ -56,6 +56,18 @@ func inbox(t *testing.T, st *store.Store, u *store.User) *store.Mailbox {
 	return m
 }
 
+// watchInbox returns the INBOX of u and a watch on its change feed, which
+// the caller closes.
+func watchInbox(t *testing.T, st *store.Store, u *store.User) (*store.Mailbox, *store.Watch) {
+	t.Helper()
+	in := inbox(t, st, u)
+	w, err := st.Watch(ctxT(t), in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in, w
+}
+
 func TestUsers_contract(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		st := testsuite.NewStore(t, backend)
@@ -430,18 +442,11 @@ func TestQuota(t *testing.T) {
 
 func TestWatch_seesChanges(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{PollInterval: 200 * time.Millisecond}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{PollInterval: 200 * time.Millisecond})
 		st := testsuite.NewStoreAt(t, o)
 		ctx := ctxT(t)
 		u := testsuite.MustUser(t, st, "alice", "pw")
-		in := inbox(t, st, u)
-		w, err := st.Watch(ctx, in.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		in, w := watchInbox(t, st, u)
 		defer w.Close()
 		start := w.ModSeq()
 		wait := func(pred func([]store.Change) bool) []store.Change {
@@ -475,10 +480,7 @@ func TestWatch_seesChanges(t *testing.T) {
 
 func TestLockMaildrop(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{})
 		st := testsuite.NewStoreAt(t, o)
 		ctx := ctxT(t)
 		u := testsuite.MustUser(t, st, "alice", "pw")
@@ -571,10 +573,7 @@ func TestSync_ownChangesThenOutside(t *testing.T) {
 // subscribers on this host and, over PostgreSQL, on another host.
 func TestMailboxEvents(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{})
 		st := testsuite.NewStoreAt(t, o)
 		stores := []*store.Store{st}
 		if backend == testsuite.Postgres {
@@ -745,10 +744,7 @@ func TestRename_otherHost(t *testing.T) {
 // from ChangesSince alone must end equal to the index.
 func TestWatch_concurrentWriters(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{PollInterval: time.Hour}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{PollInterval: time.Hour})
 		st1 := testsuite.NewStoreAt(t, o)
 		st2 := st1
 		if backend == testsuite.Postgres {
@@ -757,11 +753,7 @@ func TestWatch_concurrentWriters(t *testing.T) {
 		}
 		ctx := ctxT(t)
 		u := testsuite.MustUser(t, st1, "alice", "pw")
-		in := inbox(t, st1, u)
-		w, err := st1.Watch(ctx, in.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		in, w := watchInbox(t, st1, u)
 		defer w.Close()
 		view := map[store.UID]store.Flags{}
 		seen := w.ModSeq()

@@ -313,10 +313,7 @@ func TestListCache_deleted(t *testing.T) {
 // one bigger than the budget, nothing with a negative budget.
 func TestListCache_budget(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
-		o := store.Options{ListCacheEntries: 1000}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{ListCacheEntries: 1000})
 		st := testsuite.NewStoreAt(t, o)
 		ctx := ctxT(t)
 		u := testsuite.MustUser(t, st, "alice", "pw")
@@ -530,10 +527,7 @@ func TestListCache_importOrder(t *testing.T) {
 func BenchmarkList_warm100k(b *testing.B) {
 	for _, backend := range []string{testsuite.SQLite, testsuite.Postgres} {
 		b.Run(backend, func(b *testing.B) {
-			var o store.Options
-			if backend == testsuite.Postgres {
-				o.DatabaseURL = testsuite.NewDatabaseURL(b)
-			}
+			o := testsuite.BackendOptions(b, backend, store.Options{})
 			st := testsuite.NewStoreAt(b, o)
 			o.DataDir = testsuite.Options(b, st).DataDir
 			u := testsuite.MustUser(b, st, "alice", "pw")

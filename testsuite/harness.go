@@ -156,7 +156,14 @@ var stores sync.Map // *store.Store -> store.Options
 // DataDir. The store is closed when t ends.
 func NewStore(t testing.TB, backend string) *store.Store {
 	t.Helper()
-	var o store.Options
+	return NewStoreAt(t, BackendOptions(t, backend, store.Options{}))
+}
+
+// BackendOptions returns o for a store of backend ("sqlite" or "postgres"):
+// for PostgreSQL with DatabaseURL set to a fresh database (NewDatabaseURL).
+// Open the store with NewStoreAt.
+func BackendOptions(t testing.TB, backend string, o store.Options) store.Options {
+	t.Helper()
 	switch backend {
 	case SQLite:
 	case Postgres:
@@ -164,7 +171,7 @@ func NewStore(t testing.TB, backend string) *store.Store {
 	default:
 		t.Fatalf("testsuite: unknown backend %q (want %q or %q)", backend, SQLite, Postgres)
 	}
-	return NewStoreAt(t, o)
+	return o
 }
 
 // NewStoreAt opens a store with o and closes it when t ends. An empty
