@@ -234,49 +234,49 @@ func TestFetch_obsoleteItemsAndSeen(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := deliverFixtures(t, backend)
 		r := e.raw(t)
-		r.ok("EXAMINE INBOX")
+		r.OK("EXAMINE INBOX")
 		full := crlf(simpleFixture)
 		hdrEnd := strings.Index(full, "\r\n\r\n") + 4
 		// EXAMINE: a body fetch does not set \Seen.
-		u := r.ok("FETCH 2 (RFC822)")
+		u := r.OK("FETCH 2 (RFC822)")
 		if len(u) != 1 || u[0] != fmt.Sprintf("* 2 FETCH (RFC822 {%d}\r\n%s)", len(full), full) {
 			t.Errorf("RFC822: %q", u)
 		}
-		u = r.ok("FETCH 2 (FLAGS)")
+		u = r.OK("FETCH 2 (FLAGS)")
 		if !has(u, "* 2 FETCH (FLAGS ())") {
 			t.Errorf("after RFC822 in EXAMINE: %q", u)
 		}
-		r.ok("SELECT INBOX")
-		u = r.ok("FETCH 2 (RFC822.HEADER)")
+		r.OK("SELECT INBOX")
+		u = r.OK("FETCH 2 (RFC822.HEADER)")
 		if !has(u, fmt.Sprintf("* 2 FETCH (RFC822.HEADER {%d}\r\n%s)", hdrEnd, full[:hdrEnd])) {
 			t.Errorf("RFC822.HEADER: %q", u)
 		}
-		u = r.ok("FETCH 2 (BODY.PEEK[TEXT])")
+		u = r.OK("FETCH 2 (BODY.PEEK[TEXT])")
 		if !has(u, fmt.Sprintf("* 2 FETCH (BODY[TEXT] {%d}\r\n%s)", len(full)-hdrEnd, full[hdrEnd:])) {
 			t.Errorf("BODY.PEEK[TEXT]: %q", u)
 		}
-		u = r.ok("FETCH 2 (FLAGS)")
+		u = r.OK("FETCH 2 (FLAGS)")
 		if !has(u, "* 2 FETCH (FLAGS ())") {
 			t.Errorf("PEEK set flags: %q", u)
 		}
 		// RFC822.TEXT is not a peek: \Seen is set and reported.
-		u = r.ok("FETCH 2 (RFC822.TEXT)")
+		u = r.OK("FETCH 2 (RFC822.TEXT)")
 		if len(u) != 1 || !strings.Contains(u[0], `FLAGS (\Seen)`) || !strings.Contains(u[0], "RFC822.TEXT {") {
 			t.Errorf("RFC822.TEXT: %q", u)
 		}
-		u = r.ok(`UID FETCH 1:* (FLAGS)`)
+		u = r.OK(`UID FETCH 1:* (FLAGS)`)
 		if len(u) != 2 || !strings.Contains(u[1], `FLAGS (\Seen)`) || strings.Contains(u[0], `\Seen`) {
 			t.Errorf("flags after: %q", u)
 		}
 		// A bad sequence number is BAD; a UID beyond the end is just nothing.
-		if _, st := r.cmd("FETCH 3 (FLAGS)"); !strings.HasPrefix(st, "BAD") {
+		if _, st := r.Cmd("FETCH 3 (FLAGS)"); !strings.HasPrefix(st, "BAD") {
 			t.Errorf("FETCH 3: %s", st)
 		}
-		if u, st := r.cmd("UID FETCH 999 (FLAGS)"); !strings.HasPrefix(st, "OK") || len(u) != 0 {
+		if u, st := r.Cmd("UID FETCH 999 (FLAGS)"); !strings.HasPrefix(st, "OK") || len(u) != 0 {
 			t.Errorf("UID FETCH 999: %s %q", st, u)
 		}
 		// "n:*" with n past the last UID is the last message (RFC 9051 §6.4.8).
-		u = r.ok("UID FETCH 999:* (UID)")
+		u = r.OK("UID FETCH 999:* (UID)")
 		if len(u) != 1 || !strings.HasPrefix(u[0], "* 2 FETCH") {
 			t.Errorf("UID FETCH 999:*: %q", u)
 		}
@@ -286,7 +286,7 @@ func TestFetch_obsoleteItemsAndSeen(t *testing.T) {
 func TestFetch_expungedElsewhere(t *testing.T) {
 	e := deliverFixtures(t, testsuite.SQLite)
 	r := e.raw(t)
-	r.ok("SELECT INBOX")
+	r.OK("SELECT INBOX")
 	ctx := context.Background()
 	infos, _, err := e.st.List(ctx, e.inbox.ID)
 	if err != nil || len(infos) != 2 {
@@ -299,7 +299,7 @@ func TestFetch_expungedElsewhere(t *testing.T) {
 	if _, err := e.st.Expunge(ctx, e.inbox.ID, []store.UID{infos[0].UID}, true); err != nil {
 		t.Fatal(err)
 	}
-	u, st := r.cmd("FETCH 1:2 (BODY.PEEK[HEADER] RFC822.SIZE)")
+	u, st := r.Cmd("FETCH 1:2 (BODY.PEEK[HEADER] RFC822.SIZE)")
 	if !strings.HasPrefix(st, "NO [EXPUNGEISSUED]") {
 		t.Errorf("FETCH of an expunged message: %s", st)
 	}
@@ -312,10 +312,10 @@ func TestFetch_expungedElsewhere(t *testing.T) {
 		t.Errorf("message 2 missing: %q", u)
 	}
 	// The next chance to say EXPUNGE reports it.
-	r.idle()
-	r.waitLine(`^\* 1 EXPUNGE$`, 2*time.Second)
-	r.done()
-	if u := r.ok("FETCH 1 (UID)"); len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("UID %d", infos[1].UID)) {
+	r.Idle()
+	r.WaitLine(`^\* 1 EXPUNGE$`, 2*time.Second)
+	r.Done()
+	if u := r.OK("FETCH 1 (UID)"); len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("UID %d", infos[1].UID)) {
 		t.Errorf("after expunge: %q", u)
 	}
 }

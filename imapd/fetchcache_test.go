@@ -36,8 +36,8 @@ func TestFetchCache_sameAnswers(t *testing.T) {
 		const cmd = "UID FETCH 1:* (UID RFC822.SIZE INTERNALDATE ENVELOPE BODYSTRUCTURE BODY)"
 		fetch := func(e *selEnv) []string {
 			r := e.raw(t)
-			r.ok("EXAMINE INBOX")
-			return r.ok(cmd)
+			r.OK("EXAMINE INBOX")
+			return r.OK(cmd)
 		}
 		want := fetch(off)
 		if len(want) != len(uids) {
@@ -71,16 +71,16 @@ func TestFetchCache_sameAnswers(t *testing.T) {
 		}
 		fetchOther := func(e *selEnv) []string {
 			r := e.raw(t)
-			r.ok("EXAMINE Other")
-			return r.ok(cmd)
+			r.OK("EXAMINE Other")
+			return r.OK(cmd)
 		}
 		if got, want := fetchOther(on), fetchOther(off); !slices.Equal(got, want) {
 			t.Fatalf("Other through the cache:\n got %q\nwant %q", got, want)
 		}
 		// ENVELOPE alone after BODYSTRUCTURE alone: the entry is completed.
 		r := on.raw(t)
-		r.ok("EXAMINE INBOX")
-		for _, l := range r.ok("UID FETCH 1:* (ENVELOPE)") {
+		r.OK("EXAMINE INBOX")
+		for _, l := range r.OK("UID FETCH 1:* (ENVELOPE)") {
 			if !strings.Contains(l, "ENVELOPE (") {
 				t.Fatalf("ENVELOPE missing: %q", l)
 			}

@@ -77,7 +77,7 @@ func TestSearch_keys(t *testing.T) {
 			}
 		}
 		r := e.raw(t)
-		r.ok("SELECT INBOX")
+		r.OK("SELECT INBOX")
 		cases := []struct{ q, want string }{
 			{"ALL", "1 2 3 4"},
 			{"1:2", "1 2"},
@@ -114,7 +114,7 @@ func TestSearch_keys(t *testing.T) {
 			{`CHARSET UTF-8 BODY "café"`, "1"},
 		}
 		for _, tc := range cases {
-			u, st := r.cmd("SEARCH %s", tc.q)
+			u, st := r.Cmd("SEARCH %s", tc.q)
 			want := "* SEARCH"
 			if tc.want != "" {
 				want += " " + tc.want
@@ -125,30 +125,30 @@ func TestSearch_keys(t *testing.T) {
 		}
 		// Non-ASCII in a literal with CHARSET.
 		lit := "straße"
-		r.send(fmt.Sprintf("x1 SEARCH CHARSET UTF-8 BODY {%d}", len(lit)))
-		if l := r.line(); !strings.HasPrefix(l, "+") {
+		r.Send(fmt.Sprintf("x1 SEARCH CHARSET UTF-8 BODY {%d}", len(lit)))
+		if l := r.Line(); !strings.HasPrefix(l, "+") {
 			t.Fatalf("literal: %q", l)
 		}
-		r.send(lit)
-		if l := r.line(); l != "* SEARCH 2" {
+		r.Send(lit)
+		if l := r.Line(); l != "* SEARCH 2" {
 			t.Errorf("literal search: %q", l)
 		}
-		if l := r.line(); !strings.HasPrefix(l, "x1 OK") {
+		if l := r.Line(); !strings.HasPrefix(l, "x1 OK") {
 			t.Errorf("literal search: %q", l)
 		}
-		if _, st := r.cmd("SEARCH CHARSET KOI8-R ALL"); !strings.HasPrefix(st, "NO [BADCHARSET]") {
+		if _, st := r.Cmd("SEARCH CHARSET KOI8-R ALL"); !strings.HasPrefix(st, "NO [BADCHARSET]") {
 			t.Errorf("unknown charset: %s", st)
 		}
 		// ESEARCH.
-		u := r.ok("SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN")
+		u := r.OK("SEARCH RETURN (MIN MAX COUNT ALL) UNSEEN")
 		if len(u) != 1 || !strings.HasSuffix(u[0], " ALL 2:4 MIN 2 MAX 4 COUNT 3") {
 			t.Errorf("ESEARCH: %q", u)
 		}
-		u = r.ok("UID SEARCH RETURN (COUNT) KEYWORD nothing")
+		u = r.OK("UID SEARCH RETURN (COUNT) KEYWORD nothing")
 		if len(u) != 1 || !strings.HasSuffix(u[0], " UID COUNT 0") {
 			t.Errorf("empty ESEARCH: %q", u)
 		}
-		u = r.ok("UID SEARCH RETURN () FLAGGED")
+		u = r.OK("UID SEARCH RETURN () FLAGGED")
 		if len(u) != 1 || !strings.HasSuffix(u[0], " UID ALL 2") {
 			t.Errorf("RETURN (): %q", u)
 		}

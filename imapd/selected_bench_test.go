@@ -99,7 +99,7 @@ func drain(b *testing.B, c net.Conn, br *bufio.Reader, tag, cmd string) int {
 			n++
 		}
 		for bytes.HasSuffix(l, []byte("}\r\n")) {
-			lit := literalRe.FindSubmatch(bytes.TrimRight(l, "\r\n"))
+			lit := testsuite.LiteralRe.FindSubmatch(bytes.TrimRight(l, "\r\n"))
 			if lit == nil {
 				break
 			}

@@ -127,10 +127,10 @@ func checkStoreConsistent(t *testing.T, e *selEnv) {
 		}
 	}
 	r := e.raw(t)
-	r.ok("EXAMINE INBOX")
+	r.OK("EXAMINE INBOX")
 	var got []store.UID
 	if len(infos) > 0 {
-		for seq, uid := range uidsOf(t, r.ok("FETCH 1:* (UID)")) {
+		for seq, uid := range uidsOf(t, r.OK("FETCH 1:* (UID)")) {
 			for len(got) < seq {
 				got = append(got, 0)
 			}
@@ -145,5 +145,5 @@ func checkStoreConsistent(t *testing.T, e *selEnv) {
 			t.Fatalf("seq %d: UID %d, store %d", i+1, got[i], infos[i].UID)
 		}
 	}
-	r.ok("LOGOUT")
+	r.OK("LOGOUT")
 }

@@ -1,16 +1,10 @@
 package imapd_test
 
 import (
-	"bufio"
 	"context"
-	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,19 +25,6 @@ type selEnv struct {
 	addr  string
 	user  *store.User
 	inbox *store.Mailbox
-}
-
-func selLookup(st *store.Store) func(ctx context.Context, name string) (string, bool, bool, error) {
-	return func(ctx context.Context, name string) (string, bool, bool, error) {
-		h, disabled, err := st.PasswordHash(ctx, name)
-		if errors.Is(err, store.ErrNoUser) {
-			return "", false, false, nil
-		}
-		if err != nil {
-			return "", false, false, err
-		}
-		return h, disabled, true, nil
-	}
 }
 
 // newSelEnv starts a server over a new store of backend.
@@ -71,13 +52,9 @@ func newSelEnvOn(t testing.TB, st *store.Store, mkUser bool, log *slog.Logger, o
 	if e.inbox, err = st.Mailbox(ctx, e.user.ID, "INBOX"); err != nil {
 		t.Fatalf("inbox: %v", err)
 	}
-	v, err := auth.New(auth.Options{Lookup: selLookup(st), Argon2: testsuite.CheapParams(), Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
 	o := imapd.Options{
 		Store:             st,
-		Auth:              v,
+		Auth:              testsuite.NewVerifier(t, st, auth.ThrottleOptions{}, log),
 		PlaintextAuthNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Logger:            log,
 		MaxConnsPerUser:   -1,
@@ -140,134 +117,10 @@ func (e *selEnv) client(t testing.TB, h *imapclient.UnilateralDataHandler) *imap
 	return c
 }
 
-// rawConn is a line-level IMAP client for exact assertions.
-type rawConn struct {
-	t    testing.TB
-	c    net.Conn
-	br   *bufio.Reader
-	next int
-}
-
-// raw dials and logs in.
-func (e *selEnv) raw(t testing.TB) *rawConn {
+// raw dials and logs in as alice.
+func (e *selEnv) raw(t testing.TB) *testsuite.RawIMAP {
 	t.Helper()
-	c, err := net.Dial("tcp", e.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	r := &rawConn{t: t, c: c, br: bufio.NewReader(c)}
-	if l := r.line(); !strings.HasPrefix(l, "* OK") {
-		t.Fatalf("greeting: %q", l)
-	}
-	r.ok("LOGIN alice secret")
-	return r
-}
-
-var literalRe = regexp.MustCompile(`~?\{(\d+)\}$`)
-
-// line reads one response line; literals are inlined.
-func (r *rawConn) line() string {
-	r.t.Helper()
-	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var sb strings.Builder
-	for {
-		l, err := r.br.ReadString('\n')
-		if err != nil {
-			r.t.Fatalf("read: %v (have %q)", err, sb.String()+l)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		sb.WriteString(l)
-		m := literalRe.FindStringSubmatch(l)
-		if m == nil {
-			return sb.String()
-		}
-		n, _ := strconv.Atoi(m[1])
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r.br, buf); err != nil {
-			r.t.Fatalf("read literal: %v", err)
-		}
-		sb.WriteString("\r\n")
-		sb.Write(buf)
-	}
-}
-
-func (r *rawConn) send(s string) {
-	r.t.Helper()
-	if _, err := io.WriteString(r.c, s+"\r\n"); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
-}
-
-// cmd runs a command and returns the untagged lines and the tagged status
-// line (without the tag).
-func (r *rawConn) cmd(format string, args ...any) ([]string, string) {
-	r.t.Helper()
-	r.next++
-	tag := fmt.Sprintf("t%d", r.next)
-	r.send(tag + " " + fmt.Sprintf(format, args...))
-	var untagged []string
-	for {
-		l := r.line()
-		if strings.HasPrefix(l, tag+" ") {
-			return untagged, strings.TrimPrefix(l, tag+" ")
-		}
-		untagged = append(untagged, l)
-	}
-}
-
-// ok runs a command that must succeed and returns its untagged lines.
-func (r *rawConn) ok(format string, args ...any) []string {
-	r.t.Helper()
-	u, st := r.cmd(format, args...)
-	if !strings.HasPrefix(st, "OK") {
-		r.t.Fatalf("%s: %s (untagged %q)", fmt.Sprintf(format, args...), st, u)
-	}
-	return u
-}
-
-// idle starts IDLE.
-func (r *rawConn) idle() {
-	r.t.Helper()
-	r.send("i1 IDLE")
-	if l := r.line(); !strings.HasPrefix(l, "+") {
-		r.t.Fatalf("IDLE: %q", l)
-	}
-}
-
-// waitLine reads lines until one matches re (within d).
-func (r *rawConn) waitLine(re string, d time.Duration) string {
-	r.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(d)
-	for {
-		_ = r.c.SetReadDeadline(deadline)
-		l, err := r.br.ReadString('\n')
-		if err != nil {
-			r.t.Fatalf("waiting for %q: %v", re, err)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		if rx.MatchString(l) {
-			return l
-		}
-	}
-}
-
-// done ends IDLE and returns the lines seen before the tagged OK.
-func (r *rawConn) done() []string {
-	r.t.Helper()
-	r.send("DONE")
-	var out []string
-	for {
-		l := r.line()
-		if strings.HasPrefix(l, "i1 ") {
-			if !strings.HasPrefix(l, "i1 OK") {
-				r.t.Fatalf("IDLE ended with %q", l)
-			}
-			return out
-		}
-		out = append(out, l)
-	}
+	return testsuite.DialRawIMAP(t, e.addr, "alice", "secret")
 }
 
 // crlf converts LF line ends to CRLF.

@@ -42,6 +42,16 @@ func waitFeed(t testing.TB, st *store.Store, u store.UserID, name string) {
 	}
 }
 
+// appendMsgs appends msg(1) to msg(n) to the INBOX and returns their UIDs.
+func (e *selEnv) appendMsgs(t testing.TB, n int) []store.UID {
+	t.Helper()
+	var uids []store.UID
+	for i := 1; i <= n; i++ {
+		uids = append(uids, e.appendMsg(t, "INBOX", msg(i), 0))
+	}
+	return uids
+}
+
 func msg(i int) string {
 	return fmt.Sprintf("From: a@example.org\r\nSubject: message %d\r\n\r\nbody %d\r\n", i, i)
 }
@@ -67,12 +77,9 @@ func uidsOf(t testing.TB, lines []string) map[int]int {
 func TestSelected_multiArrival(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := newSelEnv(t, backend)
-		var uids []store.UID
-		for i := 1; i <= 2; i++ {
-			uids = append(uids, e.appendMsg(t, "INBOX", msg(i), 0))
-		}
+		e.appendMsgs(t, 2)
 		a := e.raw(t)
-		u := a.ok("SELECT INBOX")
+		u := a.OK("SELECT INBOX")
 		if !has(u, "* 2 EXISTS") {
 			t.Fatalf("SELECT: %q", u)
 		}
@@ -89,11 +96,11 @@ func TestSelected_multiArrival(t *testing.T) {
 			e.appendMsg(t, "INBOX", msg(i), 0)
 		}
 		waitFeed(t, e.st, e.user.ID, "INBOX")
-		u = a.ok("NOOP")
+		u = a.OK("NOOP")
 		if len(u) != 1 || u[0] != "* 7 EXISTS" {
 			t.Fatalf("NOOP after 5 arrivals: %q", u)
 		}
-		got := uidsOf(t, a.ok("FETCH 1:* (UID)"))
+		got := uidsOf(t, a.OK("FETCH 1:* (UID)"))
 		infos, _, err := e.st.List(context.Background(), e.inbox.ID)
 		if err != nil {
 			t.Fatal(err)
@@ -108,7 +115,7 @@ func TestSelected_multiArrival(t *testing.T) {
 		}
 		// Subjects in order, too.
 		for i := 1; i <= 7; i++ {
-			u := a.ok("FETCH %d (BODY.PEEK[HEADER.FIELDS (Subject)])", i)
+			u := a.OK("FETCH %d (BODY.PEEK[HEADER.FIELDS (Subject)])", i)
 			if len(u) != 1 || !strings.Contains(u[0], fmt.Sprintf("Subject: message %d\r\n", i)) {
 				t.Errorf("message %d: %q", i, u)
 			}
@@ -119,19 +126,16 @@ func TestSelected_multiArrival(t *testing.T) {
 func TestSelected_expungeByOtherSession(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := newSelEnv(t, backend)
-		var uids []store.UID
-		for i := 1; i <= 5; i++ {
-			uids = append(uids, e.appendMsg(t, "INBOX", msg(i), 0))
-		}
+		uids := e.appendMsgs(t, 5)
 		a, b := e.raw(t), e.raw(t)
-		a.ok("SELECT INBOX")
-		b.ok("SELECT INBOX")
+		a.OK("SELECT INBOX")
+		b.OK("SELECT INBOX")
 
-		u := b.ok(`STORE 2,4 +FLAGS.SILENT (\Deleted)`)
+		u := b.OK(`STORE 2,4 +FLAGS.SILENT (\Deleted)`)
 		if len(u) != 0 {
 			t.Errorf("STORE .SILENT answered %q", u)
 		}
-		u = b.ok("EXPUNGE")
+		u = b.OK("EXPUNGE")
 		if len(u) != 2 || u[0] != "* 2 EXPUNGE" || u[1] != "* 3 EXPUNGE" {
 			t.Errorf("EXPUNGE in b: %q", u)
 		}
@@ -139,7 +143,7 @@ func TestSelected_expungeByOtherSession(t *testing.T) {
 
 		// a knows 5 messages; no EXPUNGE during FETCH, STORE or SEARCH
 		// (RFC 9051 §7.5.1), and sequence numbers keep their meaning.
-		u, st := a.cmd("FETCH 1:5 (UID)")
+		u, st := a.Cmd("FETCH 1:5 (UID)")
 		for _, l := range u {
 			if strings.HasSuffix(l, " EXPUNGE") {
 				t.Errorf("EXPUNGE during FETCH: %q", u)
@@ -162,25 +166,25 @@ func TestSelected_expungeByOtherSession(t *testing.T) {
 				t.Errorf("before EXPUNGE is reported: seq %d = UID %d, want %d (%q)", seq, got[seq], uid, u)
 			}
 		}
-		u = a.ok(`SEARCH ALL`)
+		u = a.OK(`SEARCH ALL`)
 		if len(u) != 1 || u[0] != "* SEARCH 1 3 5" { // expunged ones match nothing
 			t.Errorf("SEARCH ALL before expunge report: %q", u)
 		}
-		u = a.ok(`STORE 5 +FLAGS (\Flagged)`)
+		u = a.OK(`STORE 5 +FLAGS (\Flagged)`)
 		if len(u) != 1 || u[0] != `* 5 FETCH (FLAGS (\Flagged))` {
 			t.Errorf("STORE 5: %q", u)
 		}
-		u = a.ok("NOOP")
+		u = a.OK("NOOP")
 		if len(u) != 2 || u[0] != "* 2 EXPUNGE" || u[1] != "* 3 EXPUNGE" {
 			t.Errorf("NOOP: %q", u)
 		}
-		got = uidsOf(t, a.ok("FETCH 1:* (UID)"))
+		got = uidsOf(t, a.OK("FETCH 1:* (UID)"))
 		if len(got) != 3 || got[1] != int(uids[0]) || got[2] != int(uids[2]) || got[3] != int(uids[4]) {
 			t.Errorf("after expunge: %v", got)
 		}
 		// b learns about a's flag change with the UID.
 		waitFeed(t, e.st, e.user.ID, "INBOX")
-		u = b.ok("NOOP")
+		u = b.OK("NOOP")
 		if len(u) != 1 || u[0] != fmt.Sprintf(`* 3 FETCH (UID %d FLAGS (\Flagged))`, uids[4]) {
 			t.Errorf("b NOOP: %q", u)
 		}
@@ -190,44 +194,41 @@ func TestSelected_expungeByOtherSession(t *testing.T) {
 func TestSelected_storeAndUIDExpunge(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := newSelEnv(t, backend)
-		var uids []store.UID
-		for i := 1; i <= 4; i++ {
-			uids = append(uids, e.appendMsg(t, "INBOX", msg(i), 0))
-		}
+		uids := e.appendMsgs(t, 4)
 		r := e.raw(t)
-		r.ok("SELECT INBOX")
-		u := r.ok(`STORE 1:2 +FLAGS (\Seen $Work)`)
+		r.OK("SELECT INBOX")
+		u := r.OK(`STORE 1:2 +FLAGS (\Seen $Work)`)
 		if !has(u, `* 1 FETCH (FLAGS (\Seen $Work))`) || !has(u, `* 2 FETCH (FLAGS (\Seen $Work))`) {
 			t.Errorf("STORE +FLAGS: %q", u)
 		}
-		u = r.ok(`UID STORE %d -FLAGS ($work)`, uids[1])
+		u = r.OK(`UID STORE %d -FLAGS ($work)`, uids[1])
 		if len(u) != 1 || u[0] != fmt.Sprintf(`* 2 FETCH (UID %d FLAGS (\Seen))`, uids[1]) {
 			t.Errorf("UID STORE -FLAGS: %q", u)
 		}
-		u = r.ok(`STORE 3 FLAGS (\Answered \Draft)`)
+		u = r.OK(`STORE 3 FLAGS (\Answered \Draft)`)
 		if len(u) != 1 || u[0] != `* 3 FETCH (FLAGS (\Answered \Draft))` {
 			t.Errorf("STORE FLAGS: %q", u)
 		}
-		if _, st := r.cmd(`STORE 1 +FLAGS (\Bogus)`); !strings.HasPrefix(st, "BAD") {
+		if _, st := r.Cmd(`STORE 1 +FLAGS (\Bogus)`); !strings.HasPrefix(st, "BAD") {
 			t.Errorf("unknown system flag: %s", st)
 		}
 		// The new keyword shows in FLAGS of the next poll and a re-SELECT.
-		u = r.ok("SELECT INBOX")
+		u = r.OK("SELECT INBOX")
 		if !has(u, `* FLAGS (\Answered \Flagged \Deleted \Seen \Draft $Work)`) {
 			t.Errorf("SELECT FLAGS: %q", u)
 		}
 		// UID EXPUNGE removes only \Deleted messages among the given UIDs.
-		r.ok(`STORE 1:4 +FLAGS.SILENT (\Deleted)`)
-		u = r.ok("UID EXPUNGE %d,%d", uids[1], uids[3])
+		r.OK(`STORE 1:4 +FLAGS.SILENT (\Deleted)`)
+		u = r.OK("UID EXPUNGE %d,%d", uids[1], uids[3])
 		if len(u) != 2 || u[0] != "* 2 EXPUNGE" || u[1] != "* 3 EXPUNGE" {
 			t.Errorf("UID EXPUNGE: %q", u)
 		}
-		got := uidsOf(t, r.ok("FETCH 1:* (UID)"))
+		got := uidsOf(t, r.OK("FETCH 1:* (UID)"))
 		if len(got) != 2 || got[1] != int(uids[0]) || got[2] != int(uids[2]) {
 			t.Errorf("after UID EXPUNGE: %v", got)
 		}
 		// CLOSE expunges the rest silently.
-		u = r.ok("CLOSE")
+		u = r.OK("CLOSE")
 		if len(u) != 0 {
 			t.Errorf("CLOSE answered %q", u)
 		}
@@ -243,26 +244,26 @@ func TestSelected_examineIsReadOnly(t *testing.T) {
 	e.appendMsg(t, "INBOX", msg(1), store.FlagDeleted)
 	e.appendMsg(t, "INBOX", msg(2), 0)
 	r := e.raw(t)
-	u, st := r.cmd("EXAMINE INBOX")
+	u, st := r.Cmd("EXAMINE INBOX")
 	if !strings.HasPrefix(st, "OK [READ-ONLY]") || !has(u, "* OK [PERMANENTFLAGS ()] Permanent flags") {
 		t.Errorf("EXAMINE: %s %q", st, u)
 	}
 	for _, c := range []string{`STORE 1 +FLAGS (\Seen)`, "EXPUNGE", "UID EXPUNGE 1:*", "MOVE 1 Trash"} {
-		if _, st := r.cmd("%s", c); !strings.HasPrefix(st, "NO") {
+		if _, st := r.Cmd("%s", c); !strings.HasPrefix(st, "NO") {
 			t.Errorf("%s in EXAMINE: %s", c, st)
 		}
 	}
-	r.ok("FETCH 1:2 (BODY[])")
-	u = r.ok("FETCH 1:2 (FLAGS)")
+	r.OK("FETCH 1:2 (BODY[])")
+	u = r.OK("FETCH 1:2 (FLAGS)")
 	if !has(u, `* 1 FETCH (FLAGS (\Deleted))`) || !has(u, `* 2 FETCH (FLAGS ())`) {
 		t.Errorf("flags changed in EXAMINE: %q", u)
 	}
-	r.ok("CREATE Copies")
-	u, st = r.cmd("COPY 1:2 Copies")
+	r.OK("CREATE Copies")
+	u, st = r.Cmd("COPY 1:2 Copies")
 	if !strings.HasPrefix(st, "OK [COPYUID ") {
 		t.Errorf("COPY from EXAMINE: %s %q", st, u)
 	}
-	r.ok("CLOSE") // no expunge in read-only mode
+	r.OK("CLOSE") // no expunge in read-only mode
 	ms, err := e.st.Status(context.Background(), e.user.ID, "INBOX")
 	if err != nil || ms.Messages != 2 {
 		t.Errorf("CLOSE after EXAMINE expunged: %+v %v", ms, err)
@@ -272,47 +273,44 @@ func TestSelected_examineIsReadOnly(t *testing.T) {
 func TestSelected_copyMoveAppend(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := newSelEnv(t, backend)
-		var uids []store.UID
-		for i := 1; i <= 4; i++ {
-			uids = append(uids, e.appendMsg(t, "INBOX", msg(i), 0))
-		}
+		uids := e.appendMsgs(t, 4)
 		r := e.raw(t)
-		r.ok("CREATE Archive.2024")
-		r.ok("SELECT INBOX")
-		u, st := r.cmd("COPY 2:3 Nowhere")
+		r.OK("CREATE Archive.2024")
+		r.OK("SELECT INBOX")
+		u, st := r.Cmd("COPY 2:3 Nowhere")
 		if !strings.HasPrefix(st, "NO [TRYCREATE]") {
 			t.Errorf("COPY to missing: %s %q", st, u)
 		}
-		if _, st := r.cmd("MOVE 1 Nowhere"); !strings.HasPrefix(st, "NO [TRYCREATE]") {
+		if _, st := r.Cmd("MOVE 1 Nowhere"); !strings.HasPrefix(st, "NO [TRYCREATE]") {
 			t.Errorf("MOVE to missing: %s", st)
 		}
-		_, st = r.cmd("COPY 2:3 Archive.2024")
+		_, st = r.Cmd("COPY 2:3 Archive.2024")
 		ab, _ := e.st.Mailbox(context.Background(), e.user.ID, "Archive.2024")
 		want := fmt.Sprintf("OK [COPYUID %d %d:%d 1:2]", ab.UIDValidity, uids[1], uids[2])
 		if !strings.HasPrefix(st, want) {
 			t.Errorf("COPY: %s, want %s", st, want)
 		}
 		// MOVE: COPYUID first, then EXPUNGE with the right numbers.
-		u, st = r.cmd("MOVE 1,3 Archive.2024")
+		u, st = r.Cmd("MOVE 1,3 Archive.2024")
 		if !strings.HasPrefix(st, "OK") || len(u) != 3 ||
 			u[0] != fmt.Sprintf("* OK [COPYUID %d %d,%d 3:4] COPY completed", ab.UIDValidity, uids[0], uids[2]) ||
 			u[1] != "* 1 EXPUNGE" || u[2] != "* 2 EXPUNGE" {
 			t.Errorf("MOVE: %s %q", st, u)
 		}
-		got := uidsOf(t, r.ok("FETCH 1:* (UID)"))
+		got := uidsOf(t, r.OK("FETCH 1:* (UID)"))
 		if len(got) != 2 || got[1] != int(uids[1]) || got[2] != int(uids[3]) {
 			t.Errorf("after MOVE: %v", got)
 		}
 		// APPEND to the selected mailbox: EXISTS before the tagged OK.
 		lit := msg(9)
-		r.send(fmt.Sprintf(`a1 APPEND INBOX (\Flagged $Later) "05-Mar-2024 10:00:00 +0100" {%d}`, len(lit)))
-		if l := r.line(); !strings.HasPrefix(l, "+") {
+		r.Send(fmt.Sprintf(`a1 APPEND INBOX (\Flagged $Later) "05-Mar-2024 10:00:00 +0100" {%d}`, len(lit)))
+		if l := r.Line(); !strings.HasPrefix(l, "+") {
 			t.Fatalf("APPEND: %q", l)
 		}
-		r.send(lit)
+		r.Send(lit)
 		var lines []string
 		for {
-			l := r.line()
+			l := r.Line()
 			lines = append(lines, l)
 			if strings.HasPrefix(l, "a1 ") {
 				break
@@ -321,25 +319,25 @@ func TestSelected_copyMoveAppend(t *testing.T) {
 		if !has(lines, "* 3 EXISTS") || !regexp.MustCompile(`^a1 OK \[APPENDUID \d+ \d+\]`).MatchString(lines[len(lines)-1]) {
 			t.Errorf("APPEND to selected: %q", lines)
 		}
-		u = r.ok("FETCH 3 (FLAGS INTERNALDATE RFC822.SIZE)")
+		u = r.OK("FETCH 3 (FLAGS INTERNALDATE RFC822.SIZE)")
 		if len(u) != 1 || u[0] != fmt.Sprintf(`* 3 FETCH (FLAGS (\Flagged $Later) INTERNALDATE " 5-Mar-2024 09:00:00 +0000" RFC822.SIZE %d)`, len(lit)) {
 			t.Errorf("appended: %q", u)
 		}
-		if _, st := r.cmd("APPEND Nowhere {3+}\r\nabc"); !strings.HasPrefix(st, "NO [TRYCREATE]") {
+		if _, st := r.Cmd("APPEND Nowhere {3+}\r\nabc"); !strings.HasPrefix(st, "NO [TRYCREATE]") {
 			t.Errorf("APPEND to missing: %s", st)
 		}
 		// COPY into the selected mailbox itself shows up too.
-		u = r.ok("COPY 1 INBOX")
+		u = r.OK("COPY 1 INBOX")
 		if !has(u, "* 4 EXISTS") {
 			t.Errorf("COPY to self: %q", u)
 		}
 		// MOVE into the selected mailbox itself is a no-op in the store:
 		// OK, no COPYUID, nothing expunged.
-		u = r.ok("MOVE 1 INBOX")
+		u = r.OK("MOVE 1 INBOX")
 		if len(u) != 0 {
 			t.Errorf("MOVE to self: %q", u)
 		}
-		if got := uidsOf(t, r.ok("FETCH 1:* (UID)")); len(got) != 4 {
+		if got := uidsOf(t, r.OK("FETCH 1:* (UID)")); len(got) != 4 {
 			t.Errorf("after MOVE to self: %v", got)
 		}
 	})
@@ -356,34 +354,34 @@ func TestSelected_searchRes(t *testing.T) {
 		uids = append(uids, e.appendMsg(t, "INBOX", msg(i), f))
 	}
 	r := e.raw(t)
-	r.ok("SELECT INBOX")
+	r.OK("SELECT INBOX")
 	// deviation (library): RFC 5182 §2.1 sends no ESEARCH for SAVE alone;
 	// imapserver defaults the return options to ALL and sends one.
-	u := r.ok("SEARCH RETURN (SAVE) UNSEEN")
+	u := r.OK("SEARCH RETURN (SAVE) UNSEEN")
 	if len(u) > 1 {
 		t.Errorf("SEARCH RETURN (SAVE) answered %q", u)
 	}
-	u = r.ok("FETCH $ (UID)")
+	u = r.OK("FETCH $ (UID)")
 	got := uidsOf(t, u)
 	if len(got) != 3 || got[1] != int(uids[0]) || got[3] != int(uids[2]) || got[5] != int(uids[4]) {
 		t.Errorf("FETCH $: %q", u)
 	}
-	u = r.ok("UID SEARCH RETURN (MIN MAX COUNT) UID $ NOT 1")
+	u = r.OK("UID SEARCH RETURN (MIN MAX COUNT) UID $ NOT 1")
 	if len(u) != 1 || u[0] != fmt.Sprintf(`* ESEARCH (TAG "t5") UID MIN %d MAX %d COUNT 2`, uids[2], uids[4]) {
 		t.Errorf("ESEARCH with $: %q", u)
 	}
-	r.ok("SEARCH RETURN (MIN SAVE) UNSEEN")
-	got = uidsOf(t, r.ok("UID FETCH $ (UID)"))
+	r.OK("SEARCH RETURN (MIN SAVE) UNSEEN")
+	got = uidsOf(t, r.OK("UID FETCH $ (UID)"))
 	if len(got) != 1 || got[1] != int(uids[0]) {
 		t.Errorf("$ after MIN SAVE: %v", got)
 	}
-	r.ok(`STORE $ +FLAGS.SILENT (\Deleted)`)
-	r.ok(`UID EXPUNGE $`)
-	u = r.ok("SEARCH ALL")
+	r.OK(`STORE $ +FLAGS.SILENT (\Deleted)`)
+	r.OK(`UID EXPUNGE $`)
+	u = r.OK("SEARCH ALL")
 	if len(u) != 1 || u[0] != "* SEARCH 1 2 3 4" {
 		t.Errorf("after expunging $: %q", u)
 	}
-	u = r.ok("FETCH $ (UID)") // the saved message is gone
+	u = r.OK("FETCH $ (UID)") // the saved message is gone
 	if len(u) != 0 {
 		t.Errorf("FETCH $ after expunge: %q", u)
 	}
@@ -392,23 +390,21 @@ func TestSelected_searchRes(t *testing.T) {
 func TestSelected_overQuota(t *testing.T) {
 	testsuite.Backends(t, func(t *testing.T, backend string) {
 		e := newSelEnv(t, backend)
-		for i := 1; i <= 3; i++ {
-			e.appendMsg(t, "INBOX", msg(i), 0)
-		}
+		e.appendMsgs(t, 3)
 		if err := e.st.SetQuota(context.Background(), "alice", 0, 3); err != nil {
 			t.Fatal(err)
 		}
 		r := e.raw(t)
-		r.ok("CREATE Copies")
-		r.ok("SELECT INBOX")
-		if _, st := r.cmd("COPY 1 Copies"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
+		r.OK("CREATE Copies")
+		r.OK("SELECT INBOX")
+		if _, st := r.Cmd("COPY 1 Copies"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
 			t.Errorf("COPY over quota: %s", st)
 		}
-		if _, st := r.cmd("APPEND INBOX {3+}\r\nabc"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
+		if _, st := r.Cmd("APPEND INBOX {3+}\r\nabc"); !strings.HasPrefix(st, "NO [OVERQUOTA]") {
 			t.Errorf("APPEND over quota: %s", st)
 		}
 		// MOVE does not add to the total: allowed.
-		u, st := r.cmd("MOVE 1 Copies")
+		u, st := r.Cmd("MOVE 1 Copies")
 		if !strings.HasPrefix(st, "OK") || !has(u, "* 1 EXPUNGE") {
 			t.Errorf("MOVE at quota: %s %q", st, u)
 		}
@@ -418,9 +414,9 @@ func TestSelected_overQuota(t *testing.T) {
 func TestSelected_imap4rev2SelectList(t *testing.T) {
 	e := newSelEnv(t, testsuite.SQLite)
 	r := e.raw(t)
-	r.ok("CREATE Sent.2024")
-	r.ok("ENABLE IMAP4rev2")
-	u := r.ok("SELECT Sent")
+	r.OK("CREATE Sent.2024")
+	r.OK("ENABLE IMAP4rev2")
+	u := r.OK("SELECT Sent")
 	if !has(u, `* LIST (\HasChildren \Sent) "." "Sent"`) {
 		t.Errorf("SELECT Sent: %q", u)
 	}
@@ -429,7 +425,7 @@ func TestSelected_imap4rev2SelectList(t *testing.T) {
 			t.Errorf("IMAP4rev1 response in IMAP4rev2: %q", l)
 		}
 	}
-	u = r.ok("EXAMINE INBOX")
+	u = r.OK("EXAMINE INBOX")
 	if !has(u, `* LIST (\HasNoChildren) "." INBOX`) {
 		t.Errorf("EXAMINE INBOX: %q", u)
 	}

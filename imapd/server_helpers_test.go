@@ -2,24 +2,14 @@ package imapd_test
 
 import (
 	"bufio"
-	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/netip"
-	"os"
 	"path"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -63,33 +53,15 @@ func newEnv(t testing.TB, backend string, cfg envConfig) *env {
 	var st *store.Store
 	if cfg.quiet {
 		logger = slog.New(slog.DiscardHandler)
-		o := store.Options{Logger: logger}
-		if backend == testsuite.Postgres {
-			o.DatabaseURL = testsuite.NewDatabaseURL(t)
-		}
+		o := testsuite.BackendOptions(t, backend, store.Options{Logger: logger})
 		st = testsuite.NewStoreAt(t, o)
 	} else {
 		st = testsuite.NewStore(t, backend)
 	}
-	serverTLS, certPEM, pool := testCert(t)
-	v, err := auth.New(auth.Options{
-		Lookup: func(ctx context.Context, name string) (string, bool, bool, error) {
-			h, disabled, err := st.PasswordHash(ctx, name)
-			if errors.Is(err, store.ErrNoUser) {
-				return "", false, false, nil
-			}
-			return h, disabled, err == nil, err
-		},
-		Argon2:   testsuite.CheapParams(),
-		Throttle: cfg.throttle,
-		Logger:   logger,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	serverTLS, certPEM := testsuite.SelfSignedTLS(t)
 	o := imapd.Options{
 		Store:     st,
-		Auth:      v,
+		Auth:      testsuite.NewVerifier(t, st, cfg.throttle, logger),
 		TLSConfig: serverTLS,
 		Logger:    logger,
 	}
@@ -103,82 +75,22 @@ func newEnv(t testing.TB, backend string, cfg envConfig) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- srv.ServeTLS(tln) }()
-	e := &env{
+	ln, tln := testsuite.Listen(t), testsuite.Listen(t)
+	testsuite.Serve(t, "imapd", srv, imapd.ErrServerClosed,
+		func() error { return srv.Serve(ln) },
+		func() error { return srv.ServeTLS(tln) })
+	return &env{
 		t: t, st: st, srv: srv,
 		addr: ln.Addr().String(), tlsAddr: tln.Addr().String(),
 		certPEM:   certPEM,
-		clientTLS: &tls.Config{RootCAs: pool, ServerName: "localhost"},
+		clientTLS: testsuite.ClientTLS(t, serverTLS),
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-		for range 2 {
-			if err := <-errc; !errors.Is(err, imapd.ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		}
-		if n := srv.Panics(); n != 0 {
-			t.Errorf("%d panics recovered in connection goroutines", n)
-		}
-	})
-	return e
 }
 
 // user creates a user with a password.
 func (e *env) user(name, password string) *store.User {
 	e.t.Helper()
 	return testsuite.MustUser(e.t, e.st, name, password)
-}
-
-// testCert makes a self-signed certificate for localhost and 127.0.0.1:
-// a server config, the PEM file path and a pool trusting it.
-func testCert(t testing.TB) (*tls.Config, string, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "localhost"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "cert.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key, Leaf: cert}}}, p, pool
 }
 
 // client is a line-level IMAP client for tests.

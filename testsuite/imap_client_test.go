@@ -5,15 +5,9 @@ package testsuite
 // Helpers here are prefixed "sel" to stay clear of the transcript runner's.
 
 import (
-	"bufio"
-	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +27,7 @@ func startSelIMAP(t testing.TB, st *store.Store) string {
 	t.Helper()
 	srv, err := imapd.New(imapd.Options{
 		Store:             st,
-		Auth:              newVerifier(t, st, auth.ThrottleOptions{}),
+		Auth:              NewVerifier(t, st, auth.ThrottleOptions{}, nil),
 		PlaintextAuthNets: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
 		Logger:            Logger(t),
 		MaxConnsPerIP:     -1,
@@ -42,25 +36,8 @@ func startSelIMAP(t testing.TB, st *store.Store) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("imapd shutdown: %v", err)
-		}
-		if err := <-done; !errors.Is(err, imapd.ErrServerClosed) {
-			t.Errorf("Serve: %v", err)
-		}
-		if p := srv.Panics(); p != 0 {
-			t.Errorf("imapd: %d connection goroutines panicked", p)
-		}
-	})
+	ln := Listen(t)
+	Serve(t, "imapd", srv, imapd.ErrServerClosed, func() error { return srv.Serve(ln) })
 	return ln.Addr().String()
 }
 
@@ -140,125 +117,16 @@ func (sc *selClient) waitFor(t testing.TB, d time.Duration, what string, cond fu
 	}
 }
 
-// selRaw is a line-level IMAP client.
-type selRaw struct {
-	t   testing.TB
-	c   net.Conn
-	br  *bufio.Reader
-	tag int
-}
-
-var selLiteralRe = regexp.MustCompile(`~?\{(\d+)\}$`)
-
-func dialSelRaw(t testing.TB, addr, user, pass string) *selRaw {
+// selStore opens a store of backend where alice (password "secret") has
+// selMsg(1) to selMsg(n) in INBOX.
+func selStore(t testing.TB, backend string, n int) *store.Store {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	st := NewStore(t, backend)
+	MustUser(t, st, "alice", "secret")
+	for i := 1; i <= n; i++ {
+		appendMsg(t, st, "alice", selMsg(i))
 	}
-	t.Cleanup(func() { c.Close() })
-	r := &selRaw{t: t, c: c, br: bufio.NewReader(c)}
-	if l := r.line(time.Now().Add(10 * time.Second)); !strings.HasPrefix(l, "* OK") {
-		t.Fatalf("greeting %q", l)
-	}
-	r.ok("LOGIN %s %s", user, pass)
-	return r
-}
-
-func (r *selRaw) line(deadline time.Time) string {
-	r.t.Helper()
-	_ = r.c.SetReadDeadline(deadline)
-	var sb strings.Builder
-	for {
-		l, err := r.br.ReadString('\n')
-		if err != nil {
-			r.t.Fatalf("read: %v (have %q)", err, sb.String()+l)
-		}
-		l = strings.TrimSuffix(l, "\r\n")
-		sb.WriteString(l)
-		m := selLiteralRe.FindStringSubmatch(l)
-		if m == nil {
-			return sb.String()
-		}
-		n, _ := strconv.Atoi(m[1])
-		buf := make([]byte, n)
-		if _, err := io.ReadFull(r.br, buf); err != nil {
-			r.t.Fatalf("read literal: %v", err)
-		}
-		sb.WriteString("\r\n")
-		sb.Write(buf)
-	}
-}
-
-func (r *selRaw) send(s string) {
-	r.t.Helper()
-	_ = r.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(r.c, s+"\r\n"); err != nil {
-		r.t.Fatalf("write: %v", err)
-	}
-}
-
-func (r *selRaw) cmd(format string, args ...any) ([]string, string) {
-	r.t.Helper()
-	r.tag++
-	tag := fmt.Sprintf("s%d", r.tag)
-	r.send(tag + " " + fmt.Sprintf(format, args...))
-	var u []string
-	for {
-		l := r.line(time.Now().Add(30 * time.Second))
-		if strings.HasPrefix(l, tag+" ") {
-			return u, strings.TrimPrefix(l, tag+" ")
-		}
-		u = append(u, l)
-	}
-}
-
-func (r *selRaw) ok(format string, args ...any) []string {
-	r.t.Helper()
-	u, st := r.cmd(format, args...)
-	if !strings.HasPrefix(st, "OK") {
-		r.t.Fatalf("%s: %s (%q)", fmt.Sprintf(format, args...), st, u)
-	}
-	return u
-}
-
-// idle starts IDLE and waits for the continuation.
-func (r *selRaw) idle() {
-	r.t.Helper()
-	r.send("idle1 IDLE")
-	if l := r.line(time.Now().Add(10 * time.Second)); !strings.HasPrefix(l, "+") {
-		r.t.Fatalf("IDLE: %q", l)
-	}
-}
-
-// expect reads untagged lines until one matches re, within d of now.
-func (r *selRaw) expect(re string, d time.Duration) string {
-	r.t.Helper()
-	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(d)
-	for {
-		l := r.line(deadline)
-		if rx.MatchString(l) {
-			return l
-		}
-	}
-}
-
-// done ends IDLE.
-func (r *selRaw) done() []string {
-	r.t.Helper()
-	r.send("DONE")
-	var out []string
-	for {
-		l := r.line(time.Now().Add(10 * time.Second))
-		if strings.HasPrefix(l, "idle1 ") {
-			if !strings.HasPrefix(l, "idle1 OK") {
-				r.t.Fatalf("IDLE ended: %q", l)
-			}
-			return out
-		}
-		out = append(out, l)
-	}
+	return st
 }
 
 func selMsg(i int) string {
@@ -270,11 +138,7 @@ func selMsg(i int) string {
 // keep correct sequence numbers throughout.
 func TestIMAPClient_twoSessionNumbering(t *testing.T) {
 	Backends(t, func(t *testing.T, backend string) {
-		st := NewStore(t, backend)
-		MustUser(t, st, "alice", "secret")
-		for i := 1; i <= 6; i++ {
-			appendMsg(t, st, "alice", selMsg(i))
-		}
+		st := selStore(t, backend, 6)
 		addr := startSelIMAP(t, st)
 		a := dialSelClient(t, addr, "alice", "secret")
 		b := dialSelClient(t, addr, "alice", "secret")

@@ -19,47 +19,43 @@ const selPushDeadline = time.Second
 
 // within runs act and waits for a line matching re on r, failing if it
 // takes longer than selPushDeadline.
-func selWithin(t *testing.T, r *selRaw, what, re string, act func()) {
+func selWithin(t *testing.T, r *RawIMAP, what, re string, act func()) {
 	t.Helper()
 	start := time.Now()
 	act()
-	l := r.expect(re, selPushDeadline)
+	l := r.WaitLine(re, selPushDeadline)
 	t.Logf("%s: %q after %v", what, l, time.Since(start).Round(time.Millisecond))
 }
 
 func TestIMAPIdle_otherSession(t *testing.T) {
 	Backends(t, func(t *testing.T, backend string) {
-		st := NewStore(t, backend)
-		MustUser(t, st, "alice", "secret")
-		for i := 1; i <= 3; i++ {
-			appendMsg(t, st, "alice", selMsg(i))
-		}
+		st := selStore(t, backend, 3)
 		addr := startSelIMAP(t, st)
-		a := dialSelRaw(t, addr, "alice", "secret")
-		b := dialSelRaw(t, addr, "alice", "secret")
-		a.ok("SELECT INBOX")
-		b.ok("SELECT INBOX")
-		a.idle()
+		a := DialRawIMAP(t, addr, "alice", "secret")
+		b := DialRawIMAP(t, addr, "alice", "secret")
+		a.OK("SELECT INBOX")
+		b.OK("SELECT INBOX")
+		a.Idle()
 		selWithin(t, a, "APPEND", `^\* 4 EXISTS$`, func() {
 			raw := selMsg(4)
-			b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
-			b.send(raw)
-			if l := b.line(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "* 4 EXISTS") {
+			b.Send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
+			b.Send(raw)
+			if l := b.LineBy(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "* 4 EXISTS") {
 				t.Errorf("b: %q", l)
 			}
-			if l := b.line(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "ap OK [APPENDUID") {
+			if l := b.LineBy(time.Now().Add(5 * time.Second)); !strings.HasPrefix(l, "ap OK [APPENDUID") {
 				t.Errorf("b APPEND: %q", l)
 			}
 		})
 		selWithin(t, a, "STORE", `^\* 2 FETCH \(UID 2 FLAGS \(\\Seen \\Flagged\)\)$`, func() {
-			b.ok(`STORE 2 +FLAGS (\Seen \Flagged)`)
+			b.OK(`STORE 2 +FLAGS (\Seen \Flagged)`)
 		})
 		selWithin(t, a, "EXPUNGE", `^\* 1 EXPUNGE$`, func() {
-			b.ok(`STORE 1 +FLAGS.SILENT (\Deleted)`)
-			b.ok("EXPUNGE")
+			b.OK(`STORE 1 +FLAGS.SILENT (\Deleted)`)
+			b.OK("EXPUNGE")
 		})
-		a.done()
-		if u := a.ok("FETCH 1:* (UID)"); len(u) != 3 || u[0] != "* 1 FETCH (UID 2)" || u[2] != "* 3 FETCH (UID 4)" {
+		a.Done()
+		if u := a.OK("FETCH 1:* (UID)"); len(u) != 3 || u[0] != "* 1 FETCH (UID 2)" || u[2] != "* 3 FETCH (UID 4)" {
 			t.Errorf("after IDLE: %q", u)
 		}
 	})
@@ -70,11 +66,11 @@ func TestIMAPIdle_outsideDelivery(t *testing.T) {
 		st := NewStore(t, backend)
 		MustUser(t, st, "alice", "secret")
 		addr := startSelIMAP(t, st)
-		a := dialSelRaw(t, addr, "alice", "secret")
-		if u := a.ok("SELECT INBOX"); !selContainsLine(u, "* 0 EXISTS") {
+		a := DialRawIMAP(t, addr, "alice", "secret")
+		if u := a.OK("SELECT INBOX"); !selContainsLine(u, "* 0 EXISTS") {
 			t.Fatalf("SELECT: %q", u)
 		}
-		a.idle()
+		a.Idle()
 		md := Maildir(t, st, "alice")
 		selWithin(t, a, "delivery into new/", `^\* 1 EXISTS$`, func() {
 			Deliver(t, md, []byte(selMsg(1)))
@@ -83,8 +79,8 @@ func TestIMAPIdle_outsideDelivery(t *testing.T) {
 			Deliver(t, md, []byte(selMsg(2)))
 			Deliver(t, md, []byte(selMsg(3)))
 		})
-		a.done()
-		u := a.ok("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+		a.Done()
+		u := a.OK("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
 		for i, l := range u {
 			if !strings.Contains(l, fmt.Sprintf("Subject: message %d", i+1)) {
 				t.Errorf("message %d: %q", i+1, l)
@@ -95,16 +91,12 @@ func TestIMAPIdle_outsideDelivery(t *testing.T) {
 
 func TestIMAPIdle_pop3Deletion(t *testing.T) {
 	Backends(t, func(t *testing.T, backend string) {
-		st := NewStore(t, backend)
-		MustUser(t, st, "alice", "secret")
-		for i := 1; i <= 3; i++ {
-			appendMsg(t, st, "alice", selMsg(i))
-		}
+		st := selStore(t, backend, 3)
 		addr := startSelIMAP(t, st)
 		ps := startPOP3(t, st, pop3Config{})
-		a := dialSelRaw(t, addr, "alice", "secret")
-		a.ok("SELECT INBOX")
-		a.idle()
+		a := DialRawIMAP(t, addr, "alice", "secret")
+		a.OK("SELECT INBOX")
+		a.Idle()
 		p := dialPOP3(t, ps.addr)
 		if l := p.login("alice", "secret"); !strings.HasPrefix(l, "+OK") {
 			t.Fatalf("POP3 login: %q", l)
@@ -113,8 +105,8 @@ func TestIMAPIdle_pop3Deletion(t *testing.T) {
 		selWithin(t, a, "POP3 QUIT", `^\* 2 EXPUNGE$`, func() {
 			p.cmd("+OK", "QUIT")
 		})
-		a.done()
-		if u := a.ok("FETCH 1:* (UID)"); len(u) != 2 || u[1] != "* 2 FETCH (UID 3)" {
+		a.Done()
+		if u := a.OK("FETCH 1:* (UID)"); len(u) != 2 || u[1] != "* 2 FETCH (UID 3)" {
 			t.Errorf("after POP3 deletion: %q", u)
 		}
 	})
@@ -131,30 +123,30 @@ func TestIMAPIdle_otherHost(t *testing.T) {
 	MustUser(t, stA, "alice", "secret")
 	appendMsg(t, stA, "alice", selMsg(1))
 	addrA, addrB := startSelIMAP(t, stA), startSelIMAP(t, stB)
-	a := dialSelRaw(t, addrA, "alice", "secret")
-	b := dialSelRaw(t, addrB, "alice", "secret")
-	a.ok("SELECT INBOX")
-	b.ok("SELECT INBOX")
-	a.idle()
+	a := DialRawIMAP(t, addrA, "alice", "secret")
+	b := DialRawIMAP(t, addrB, "alice", "secret")
+	a.OK("SELECT INBOX")
+	b.OK("SELECT INBOX")
+	a.Idle()
 	selWithin(t, a, "APPEND on host B", `^\* 2 EXISTS$`, func() {
 		raw := selMsg(2)
-		b.send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
-		b.send(raw)
-		b.expect(`^ap OK`, 5*time.Second)
+		b.Send(fmt.Sprintf("ap APPEND INBOX {%d+}", len(raw)))
+		b.Send(raw)
+		b.WaitLine(`^ap OK`, 5*time.Second)
 	})
 	selWithin(t, a, "STORE on host B", `^\* 1 FETCH \(UID 1 FLAGS \(\\Answered\)\)$`, func() {
-		b.ok(`STORE 1 FLAGS (\Answered)`)
+		b.OK(`STORE 1 FLAGS (\Answered)`)
 	})
 	selWithin(t, a, "EXPUNGE on host B", `^\* 1 EXPUNGE$`, func() {
-		b.ok(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
-		b.ok("UID EXPUNGE 1")
+		b.OK(`UID STORE 1 +FLAGS.SILENT (\Deleted)`)
+		b.OK("UID EXPUNGE 1")
 	})
 	selWithin(t, a, "delivery seen by host B", `^\* 2 EXISTS$`, func() {
 		// Host B's watch notices the file (A's does too; whichever indexes
 		// it first, A learns through the feed).
 		Deliver(t, Maildir(t, stB, "alice"), []byte(selMsg(3)))
 	})
-	a.done()
+	a.Done()
 }
 
 // TestIMAPIdle_authenticatedState: IDLE without a selected mailbox just
@@ -162,10 +154,10 @@ func TestIMAPIdle_otherHost(t *testing.T) {
 func TestIMAPIdle_authenticatedState(t *testing.T) {
 	st := NewStore(t, SQLite)
 	MustUser(t, st, "alice", "secret")
-	a := dialSelRaw(t, startSelIMAP(t, st), "alice", "secret")
-	a.idle()
+	a := DialRawIMAP(t, startSelIMAP(t, st), "alice", "secret")
+	a.Idle()
 	appendMsg(t, st, "alice", selMsg(1))
-	if out := a.done(); len(out) != 0 {
+	if out := a.Done(); len(out) != 0 {
 		t.Errorf("IDLE in authenticated state sent %q", out)
 	}
 }

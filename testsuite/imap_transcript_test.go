@@ -31,16 +31,10 @@ package testsuite
 // Junk and Archive.
 
 import (
-	"bufio"
-	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,7 +70,7 @@ func startIMAP(t testing.TB, st *store.Store, cfg imapConfig) *imapServer {
 	is.tlsConf, is.certPEM = testTLS(t)
 	o := imapd.Options{
 		Store:     st,
-		Auth:      newVerifier(t, st, cfg.throttle),
+		Auth:      NewVerifier(t, st, cfg.throttle, nil),
 		TLSConfig: is.tlsConf,
 		Logger:    Logger(t),
 	}
@@ -91,94 +85,38 @@ func startIMAP(t testing.TB, st *store.Store, cfg imapConfig) *imapServer {
 		t.Fatalf("imapd.New: %v", err)
 	}
 	is.srv = srv
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln, tln := Listen(t), Listen(t)
 	is.addr, is.tlsAddr = ln.Addr().String(), tln.Addr().String()
-	done := make(chan error, 2)
-	go func() { done <- srv.Serve(ln) }()
-	go func() { done <- srv.ServeTLS(tln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("imapd shutdown: %v", err)
-		}
-		for range 2 {
-			if err := <-done; !errors.Is(err, imapd.ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		}
-		if p := srv.Panics(); p != 0 {
-			t.Errorf("imapd: %d connection goroutines panicked", p)
-		}
-	})
+	Serve(t, "imapd", srv, imapd.ErrServerClosed,
+		func() error { return srv.Serve(ln) },
+		func() error { return srv.ServeTLS(tln) })
 	return is
 }
 
 // clientTLS returns a client config trusting the server's certificate.
 func (is *imapServer) clientTLS(t testing.TB) *tls.Config {
 	t.Helper()
-	c, err := x509.ParseCertificate(is.tlsConf.Certificates[0].Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	return ClientTLS(t, is.tlsConf)
 }
 
 func TestIMAPTranscripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/imap/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no transcripts: %v", err)
-	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			Backends(t, func(t *testing.T, backend string) {
-				runIMAPTranscript(t, backend, string(data))
-			})
-		})
-	}
+	runTranscripts(t, "testdata/imap/*.txt", runIMAPTranscript)
 }
 
 func runIMAPTranscript(t *testing.T, backend, script string) {
-	st := NewStore(t, backend)
-	MustUser(t, st, "alice", "secret")
-	MustUser(t, st, "bob", "bobpw")
-	appendMsg(t, st, "alice", fixtureMsg1)
-	appendMsg(t, st, "alice", fixtureMsg2)
-	inboxUIDs(t, st, "alice") // index 1 and 2 before 3 arrives
-	Deliver(t, Maildir(t, st, "alice"), []byte(fixtureMsg3))
-
-	lines := strings.Split(strings.ReplaceAll(script, "\r\n", "\n"), "\n")
+	st := transcriptStore(t, backend)
+	lines := transcriptLines(script)
 	var cfg imapConfig
 	var useTLS bool
 	var mods []func(*imapd.Options)
-	for i, l := range lines {
-		d, ok := strings.CutPrefix(l, "#! ")
-		if !ok {
-			continue
-		}
-		f := strings.Fields(d)
+	transcriptDirectives(lines, func(line int, d string, f []string) {
 		num := func() int {
 			if len(f) != 2 {
-				t.Fatalf("line %d: %s needs a number", i+1, f[0])
+				t.Fatalf("line %d: %s needs a number", line, f[0])
 			}
 			n, err := strconv.Atoi(f[1])
 			if err != nil {
-				t.Fatalf("line %d: %v", i+1, err)
+				t.Fatalf("line %d: %v", line, err)
 			}
 			return n
 		}
@@ -199,9 +137,9 @@ func runIMAPTranscript(t *testing.T, backend, script string) {
 		case "no-special-folders":
 			mods = append(mods, func(o *imapd.Options) { o.SpecialFolders = map[string]string{} })
 		default:
-			t.Fatalf("line %d: unknown directive %q", i+1, d)
+			t.Fatalf("line %d: unknown directive %q", line, d)
 		}
-	}
+	})
 	cfg.opts = func(o *imapd.Options) {
 		for _, m := range mods {
 			m(o)
@@ -209,83 +147,27 @@ func runIMAPTranscript(t *testing.T, backend, script string) {
 	}
 	is := startIMAP(t, st, cfg)
 
-	type conn struct {
-		nc net.Conn
-		r  *bufio.Reader
-	}
-	conns := map[string]*conn{}
-	get := func(n string) *conn {
-		if c, ok := conns[n]; ok {
-			return c
-		}
-		var nc net.Conn
-		var err error
-		if useTLS {
-			nc, err = tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", is.tlsAddr, is.clientTLS(t))
-		} else {
-			nc, err = net.DialTimeout("tcp", is.addr, 10*time.Second)
-		}
-		if err != nil {
-			t.Fatalf("connection %s: %v", n, err)
-		}
-		t.Cleanup(func() { nc.Close() })
-		c := &conn{nc: nc, r: bufio.NewReader(nc)}
-		conns[n] = c
-		return c
-	}
-	for i, l := range lines {
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		kind, arg, ok := strings.Cut(l, ": ")
-		if !ok {
-			t.Fatalf("line %d: malformed %q", i+1, l)
-		}
-		n := kind[1:]
-		if n == "" {
-			n = "1"
-		}
-		c := get(n)
-		switch kind[0] {
-		case 'C', 'R':
-			data := arg + "\r\n"
-			if kind[0] == 'R' {
-				raw, err := strconv.Unquote(arg)
-				if err != nil {
-					t.Fatalf("line %d: bad quoted string: %v", i+1, err)
-				}
-				data = raw
-			}
-			_ = c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := c.nc.Write([]byte(data)); err != nil {
-				t.Fatalf("line %d: send %q: %v", i+1, data, err)
-			}
-		case 'S':
-			_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			got, err := c.r.ReadString('\n')
-			got = strings.TrimRight(got, "\r\n")
-			if arg == "<EOF>" {
-				if err == nil {
-					t.Fatalf("line %d: got %q, want the connection closed", i+1, got)
-				}
-				continue
+	playTranscript(t, lines, transcriptProto{
+		dial: func(n string) net.Conn {
+			var nc net.Conn
+			var err error
+			if useTLS {
+				nc, err = tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", is.tlsAddr, is.clientTLS(t))
+			} else {
+				nc, err = net.DialTimeout("tcp", is.addr, 10*time.Second)
 			}
 			if err != nil {
-				t.Fatalf("line %d: want %q, read error %v (got %q)", i+1, arg, err, got)
+				t.Fatalf("connection %s: %v", n, err)
 			}
-			if !imapMatchLine(arg, got) {
-				t.Fatalf("line %d: got %q, want %q", i+1, got, arg)
-			}
-		default:
-			t.Fatalf("line %d: unknown kind %q", i+1, kind)
-		}
-	}
-	for n, c := range conns {
-		_ = c.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if l, err := c.r.ReadString('\n'); err == nil {
-			t.Errorf("connection %s: unexpected trailing line %q", n, l)
-		}
-	}
+			return nc
+		},
+		read: func(c *transcriptConn) (string, error) {
+			_ = c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, err := c.r.ReadString('\n')
+			return strings.TrimRight(got, "\r\n"), err
+		},
+		match: imapMatchLine,
+	})
 }
 
 var bracketEscaper = strings.NewReplacer("[", `\[`, "]", `\]`)

@@ -3,20 +3,10 @@ package testsuite
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -44,37 +34,13 @@ type pop3Config struct {
 	throttleO auth.ThrottleOptions
 }
 
-// newVerifier returns an auth.Verifier over st with cheap hashing.
-func newVerifier(t testing.TB, st *store.Store, th auth.ThrottleOptions) *auth.Verifier {
-	t.Helper()
-	v, err := auth.New(auth.Options{
-		Lookup: func(ctx context.Context, name string) (string, bool, bool, error) {
-			h, disabled, err := st.PasswordHash(ctx, name)
-			if errors.Is(err, store.ErrNoUser) {
-				return "", false, false, nil
-			}
-			if err != nil {
-				return "", false, false, err
-			}
-			return h, disabled, true, nil
-		},
-		Argon2:   CheapParams(),
-		Throttle: th,
-		Logger:   Logger(t),
-	})
-	if err != nil {
-		t.Fatalf("auth.New: %v", err)
-	}
-	return v
-}
-
 // startPOP3 starts a pop3d.Server over st. It is shut down when t ends, and
 // the test fails if a connection goroutine panicked.
 func startPOP3(t testing.TB, st *store.Store, cfg pop3Config) *pop3Server {
 	t.Helper()
 	v := cfg.verifier
 	if v == nil {
-		v = newVerifier(t, st, cfg.throttleO)
+		v = NewVerifier(t, st, cfg.throttleO, nil)
 	}
 	o := pop3d.Options{
 		Store:    st,
@@ -98,90 +64,31 @@ func startPOP3(t testing.TB, st *store.Store, cfg pop3Config) *pop3Server {
 		t.Fatalf("pop3d.New: %v", err)
 	}
 	ps.srv = srv
-	done := make(chan error, 2)
-	n := 0
-	serve := func(ln net.Listener) {
-		n++
-		go func() { done <- srv.Serve(ln) }()
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := Listen(t)
 	ps.addr = ln.Addr().String()
-	serve(ln)
+	serves := []func() error{func() error { return srv.Serve(ln) }}
 	if cfg.tls {
-		ln2, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln2 := Listen(t)
 		ps.tlsAddr = ln2.Addr().String()
-		serve(tls.NewListener(ln2, ps.tlsConf))
+		tln := tls.NewListener(ln2, ps.tlsConf)
+		serves = append(serves, func() error { return srv.Serve(tln) })
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("pop3d shutdown: %v", err)
-		}
-		for i := 0; i < n; i++ {
-			if err := <-done; !errors.Is(err, pop3d.ErrServerClosed) {
-				t.Errorf("Serve returned %v, want ErrServerClosed", err)
-			}
-		}
-		if p := srv.Panics(); p != 0 {
-			t.Errorf("pop3d: %d connection goroutines panicked", p)
-		}
-	})
+	Serve(t, "pop3d", srv, pop3d.ErrServerClosed, serves...)
 	return ps
 }
 
-// testTLS makes a self-signed certificate for localhost and 127.0.0.1 and
-// returns a server config and the path of the certificate in PEM.
+// testTLS is SelfSignedTLS with TLS 1.2 at least, for the pop3d servers.
 func testTLS(t testing.TB) (*tls.Config, string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "localhost"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-		// fetchmail matches the host name only against DNS names, so the
-		// address is listed as one too.
-		DNSNames:              []string{"localhost", "127.0.0.1"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(t.TempDir(), "cert.pem")
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS12,
-	}, p
+	c, p := SelfSignedTLS(t)
+	c.MinVersion = tls.VersionTLS12
+	return c, p
 }
 
 // clientTLS returns a client config trusting the server's certificate.
 func (ps *pop3Server) clientTLS(t testing.TB) *tls.Config {
 	t.Helper()
-	pool := x509.NewCertPool()
-	c, err := x509.ParseCertificate(ps.tlsConf.Certificates[0].Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool.AddCert(c)
-	return &tls.Config{RootCAs: pool, ServerName: "localhost"}
+	return ClientTLS(t, ps.tlsConf)
 }
 
 // pop3Client is a line-level POP3 client for tests.

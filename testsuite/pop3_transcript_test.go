@@ -20,10 +20,8 @@ package testsuite
 // newline. bob (password "bobpw") has an empty maildrop.
 
 import (
-	"os"
+	"net"
 	"path"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,134 +29,49 @@ import (
 	"github.com/postoffice/postoffice/pop3d"
 )
 
-const (
-	fixtureMsg1 = "From: alice@example.org\r\nSubject: one\r\n\r\nHello\r\n"
-	fixtureMsg2 = "Subject: two\r\n\r\n.dot line\r\n..two dots\r\nend\r\n"
-	fixtureMsg3 = "Subject: three\n\nline1\nline2"
-)
-
 func TestPOP3Transcripts(t *testing.T) {
-	files, err := filepath.Glob("testdata/pop3/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no transcripts: %v", err)
-	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			data, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			Backends(t, func(t *testing.T, backend string) {
-				runPOP3Transcript(t, backend, string(data))
-			})
-		})
-	}
+	runTranscripts(t, "testdata/pop3/*.txt", runPOP3Transcript)
 }
 
 func runPOP3Transcript(t *testing.T, backend, script string) {
-	st := NewStore(t, backend)
-	MustUser(t, st, "alice", "secret")
-	MustUser(t, st, "bob", "bobpw")
-	appendMsg(t, st, "alice", fixtureMsg1)
-	appendMsg(t, st, "alice", fixtureMsg2)
-	inboxUIDs(t, st, "alice") // index 1 and 2 before 3 arrives
-	Deliver(t, Maildir(t, st, "alice"), []byte(fixtureMsg3))
-
-	lines := strings.Split(strings.ReplaceAll(script, "\r\n", "\n"), "\n")
+	st := transcriptStore(t, backend)
+	lines := transcriptLines(script)
 	var cfg pop3Config
 	var loginTimeout time.Duration
 	var err error
-	for i, l := range lines {
-		d, ok := strings.CutPrefix(l, "#! ")
-		if !ok {
-			continue
-		}
-		switch f := strings.Fields(d); f[0] {
+	transcriptDirectives(lines, func(line int, d string, f []string) {
+		switch f[0] {
 		case "tls":
 			cfg.tls = true
 		case "no-plaintext":
 			cfg.noPlain = true
 		case "login-timeout":
 			if len(f) != 2 {
-				t.Fatalf("line %d: login-timeout needs a duration", i+1)
+				t.Fatalf("line %d: login-timeout needs a duration", line)
 			}
 			if loginTimeout, err = time.ParseDuration(f[1]); err != nil {
-				t.Fatalf("line %d: %v", i+1, err)
+				t.Fatalf("line %d: %v", line, err)
 			}
 		default:
-			t.Fatalf("line %d: unknown directive %q", i+1, d)
+			t.Fatalf("line %d: unknown directive %q", line, d)
 		}
-	}
+	})
 	cfg.opts = func(o *pop3d.Options) { o.LoginTimeout = loginTimeout }
 	ps := startPOP3(t, st, cfg)
 
-	conns := map[string]*pop3Client{}
-	conn := func(n string) *pop3Client {
-		if c, ok := conns[n]; ok {
-			return c
-		}
-		c := dialPOP3(t, ps.addr)
-		conns[n] = c
-		return c
-	}
-	for i, l := range lines {
-		if l == "" || strings.HasPrefix(l, "#") {
-			continue
-		}
-		kind, arg, ok := strings.Cut(l, ": ")
-		if !ok {
-			if k, found := strings.CutSuffix(l, ":"); found {
-				kind, arg = k, ""
-			} else {
-				t.Fatalf("line %d: malformed %q", i+1, l)
-			}
-		}
-		n := kind[1:]
-		if n == "" {
-			n = "1"
-		}
-		c := conn(n)
-		switch kind[0] {
-		case 'C':
-			c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := c.nc.Write([]byte(arg + "\r\n")); err != nil {
-				t.Fatalf("line %d: send %q: %v", i+1, arg, err)
-			}
-		case 'R':
-			raw, err := strconv.Unquote(arg)
+	playTranscript(t, lines, transcriptProto{
+		dial: func(string) net.Conn {
+			nc, err := net.DialTimeout("tcp", ps.addr, 10*time.Second)
 			if err != nil {
-				t.Fatalf("line %d: bad quoted string: %v", i+1, err)
+				t.Fatalf("dial %s: %v", ps.addr, err)
 			}
-			c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-			if _, err := c.nc.Write([]byte(raw)); err != nil {
-				t.Fatalf("line %d: send %q: %v", i+1, raw, err)
-			}
-		case 'S':
-			got, err := c.readLine()
-			if arg == "<EOF>" {
-				if err == nil {
-					t.Fatalf("line %d: got %q, want the connection closed", i+1, got)
-				}
-				continue
-			}
-			if err != nil {
-				t.Fatalf("line %d: want %q, read error %v (got %q)", i+1, arg, err, got)
-			}
-			if !matchLine(arg, got) {
-				t.Fatalf("line %d: got %q, want %q", i+1, got, arg)
-			}
-		default:
-			t.Fatalf("line %d: unknown kind %q", i+1, kind)
-		}
-	}
-	for n, c := range conns {
-		c.nc.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		if l, err := c.r.ReadString('\n'); err == nil {
-			t.Errorf("connection %s: unexpected trailing line %q", n, l)
-		}
-	}
+			return nc
+		},
+		read: func(c *transcriptConn) (string, error) {
+			return (&pop3Client{nc: c.nc, r: c.r}).readLine()
+		},
+		match: matchLine,
+	})
 }
 
 // matchLine matches a got line against a transcript S: line.
