@@ -26,10 +26,10 @@ func scanUser(r interface{ Scan(...any) error }) (*User, error) {
 	return &u, nil
 }
 
-// validUserName accepts plain names and addresses that are safe as path
+// ValidUserName accepts plain names and addresses that are safe as path
 // elements: no separators, no dot-only or dot-leading names, no control or
-// space characters.
-func validUserName(name string) error {
+// space characters. CreateUser checks it.
+func ValidUserName(name string) error {
 	if name == "" || len(name) > 255 || !utf8.ValidString(name) {
 		return fmt.Errorf("store: invalid user name %q", name)
 	}
@@ -47,7 +47,7 @@ func validUserName(name string) error {
 // CreateUser adds a user with u's Name, PasswordHash, quotas and
 // MaildirOverride, and creates the Maildir. ErrUserExists if taken.
 func (s *Store) CreateUser(ctx context.Context, u User) (*User, error) {
-	if err := validUserName(u.Name); err != nil {
+	if err := ValidUserName(u.Name); err != nil {
 		return nil, err
 	}
 	if u.QuotaBytes < 0 || u.QuotaMessages < 0 {

@@ -161,19 +161,12 @@ func setupUserAdd(fs *flag.FlagSet) runFunc {
 	}
 }
 
-// checkUserName rejects names that cannot be typed at a login prompt or
-// would be unsafe in a path template.
+// checkUserName rejects, before a password is asked for, names the store
+// would refuse (store.ValidUserName) and names awkward on a command line or
+// in a login prompt (a leading "-", a double quote).
 func checkUserName(name string) error {
-	if name == "" || len(name) > 255 {
-		return usagef("bad user name %q: 1 to 255 bytes", name)
-	}
-	if name == "." || name == ".." || strings.HasPrefix(name, "-") {
-		return usagef("bad user name %q", name)
-	}
-	for _, r := range name {
-		if r <= ' ' || r == 0x7f || r == '/' || r == '\\' || r == '"' || r == '%' {
-			return usagef("bad user name %q: no spaces, control characters, /, \\, \" or %%", name)
-		}
+	if err := store.ValidUserName(name); err != nil || strings.HasPrefix(name, "-") || strings.ContainsRune(name, '"') {
+		return usagef("bad user name %q: 1 to 255 bytes of UTF-8, no spaces, control characters, /, \\, \", %%, * or leading dot", name)
 	}
 	return nil
 }
